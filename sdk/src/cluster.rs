@@ -1,0 +1,126 @@
+//! Targets of HTTP and Redis callouts, named the way Higress/Istio name Envoy clusters.
+
+use crate::context::HttpContext;
+
+/// Where a callout goes. Each kind maps to the Envoy cluster name Higress generates for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cluster {
+    /// A Kubernetes service: `outbound|PORT|VERSION|NAME.NAMESPACE.svc.cluster.local`.
+    K8s { service: String, namespace: String, port: u16, version: String, host: Option<String> },
+    /// A Nacos service: `outbound|PORT|VERSION|NAME.GROUP.NAMESPACE_ID.nacos`.
+    Nacos { service: String, group: String, namespace_id: String, port: u16, version: String, host: Option<String> },
+    /// A static-IP service registered in Higress: `outbound|PORT||NAME.static`.
+    StaticIp { service: String, port: u16, host: Option<String> },
+    /// A DNS service registered in Higress: `outbound|PORT||NAME.dns`; `domain` is the `:authority`.
+    Dns { service: String, port: u16, domain: String },
+    /// A Consul service: `outbound|PORT||NAME.DATACENTER.consul`.
+    Consul { service: String, datacenter: String, port: u16, host: Option<String> },
+    /// Any service by its fully qualified name: `outbound|PORT||FQDN`.
+    Fqdn { fqdn: String, port: u16, host: Option<String> },
+    /// The cluster the current request is routed to.
+    Route { host: Option<String> },
+    /// An explicit Envoy cluster name.
+    Target { cluster: String, host: String },
+}
+
+impl Cluster {
+    /// A Kubernetes service in `namespace` (empty means `default`).
+    pub fn k8s(service: impl Into<String>, namespace: impl Into<String>, port: u16) -> Self {
+        Cluster::K8s { service: service.into(), namespace: namespace.into(), port, version: String::new(), host: None }
+    }
+
+    /// A service by FQDN and port.
+    pub fn fqdn(fqdn: impl Into<String>, port: u16) -> Self {
+        Cluster::Fqdn { fqdn: fqdn.into(), port, host: None }
+    }
+
+    /// An explicit Envoy cluster, with the `:authority` to send.
+    pub fn target(cluster: impl Into<String>, host: impl Into<String>) -> Self {
+        Cluster::Target { cluster: cluster.into(), host: host.into() }
+    }
+
+    /// The Envoy cluster name. `Route` needs the request's context to know it.
+    pub fn cluster_name(&self, ctx: Option<&HttpContext>) -> String {
+        match self {
+            Cluster::K8s { service, namespace, port, version, .. } => {
+                format!("outbound|{port}|{version}|{service}.{}.svc.cluster.local", or_default(namespace))
+            }
+            Cluster::Nacos { service, group, namespace_id, port, version, .. } => {
+                let group = if group.is_empty() { "DEFAULT-GROUP".to_string() } else { group.replace('_', "-") };
+                let ns = if namespace_id.is_empty() { "public" } else { namespace_id.as_str() };
+                format!("outbound|{port}|{version}|{service}.{group}.{ns}.nacos")
+            }
+            Cluster::StaticIp { service, port, .. } => {
+                format!("outbound|{port}||{}.static", strip_suffix(service, ".static"))
+            }
+            Cluster::Dns { service, port, .. } => {
+                format!("outbound|{port}||{}.dns", strip_suffix(service, ".dns"))
+            }
+            Cluster::Consul { service, datacenter, port, .. } => {
+                format!("outbound|{port}||{service}.{datacenter}.consul")
+            }
+            Cluster::Fqdn { fqdn, port, .. } => format!("outbound|{port}||{fqdn}"),
+            Cluster::Route { .. } => ctx.and_then(|_| crate::runtime::cluster_name()).unwrap_or_default(),
+            Cluster::Target { cluster, .. } => cluster.clone(),
+        }
+    }
+
+    /// The `:authority` a callout to this cluster carries.
+    pub fn host_name(&self, ctx: Option<&HttpContext>) -> String {
+        let explicit = |h: &Option<String>| h.as_ref().filter(|h| !h.is_empty()).cloned();
+        match self {
+            Cluster::K8s { service, namespace, host, .. } => {
+                explicit(host).unwrap_or_else(|| format!("{service}.{}.svc.cluster.local", or_default(namespace)))
+            }
+            Cluster::Nacos { service, host, .. }
+            | Cluster::StaticIp { service, host, .. }
+            | Cluster::Consul { service, host, .. } => explicit(host).unwrap_or_else(|| service.clone()),
+            Cluster::Dns { domain, .. } => domain.clone(),
+            Cluster::Fqdn { fqdn, host, .. } => explicit(host).unwrap_or_else(|| fqdn.clone()),
+            Cluster::Route { host } => {
+                explicit(host).unwrap_or_else(|| ctx.map(|c| c.host().to_string()).unwrap_or_default())
+            }
+            Cluster::Target { host, .. } => host.clone(),
+        }
+    }
+}
+
+fn or_default(namespace: &str) -> &str {
+    if namespace.is_empty() { "default" } else { namespace }
+}
+
+fn strip_suffix<'a>(name: &'a str, suffix: &str) -> &'a str {
+    name.strip_suffix(suffix).unwrap_or(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_match_higress() {
+        assert_eq!(Cluster::k8s("foo", "bar", 8080).cluster_name(None), "outbound|8080||foo.bar.svc.cluster.local");
+        assert_eq!(Cluster::k8s("foo", "", 80).host_name(None), "foo.default.svc.cluster.local");
+        let nacos = Cluster::Nacos {
+            service: "svc".into(),
+            group: "MY_GROUP".into(),
+            namespace_id: "ns1".into(),
+            port: 80,
+            version: "v1".into(),
+            host: None,
+        };
+        assert_eq!(nacos.cluster_name(None), "outbound|80|v1|svc.MY-GROUP.ns1.nacos");
+        let s = Cluster::StaticIp { service: "auth.static".into(), port: 80, host: None };
+        assert_eq!(s.cluster_name(None), "outbound|80||auth.static");
+        let d = Cluster::Dns { service: "api".into(), port: 443, domain: "api.example.com".into() };
+        assert_eq!(
+            (d.cluster_name(None), d.host_name(None)),
+            ("outbound|443||api.dns".into(), "api.example.com".into())
+        );
+        let c = Cluster::Consul { service: "svc".into(), datacenter: "dc1".into(), port: 80, host: None };
+        assert_eq!(c.cluster_name(None), "outbound|80||svc.dc1.consul");
+        assert_eq!(Cluster::fqdn("token.example.com", 8080).cluster_name(None), "outbound|8080||token.example.com");
+        let t = Cluster::target("my_cluster", "h");
+        assert_eq!((t.cluster_name(None), t.host_name(None)), ("my_cluster".into(), "h".into()));
+    }
+}

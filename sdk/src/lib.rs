@@ -1,0 +1,109 @@
+//! # wasmplug-sdk
+//!
+//! Write Envoy/Higress proxy-wasm HTTP plugins in Rust: a typed config, handlers per phase,
+//! Higress-compatible per-route/domain/service rules, HTTP and Redis callouts, ticks and metrics.
+//!
+//! ```ignore
+//! mod config; // `pub struct Config` deriving serde::Deserialize + schemars::JsonSchema
+//! use wasmplug_sdk::prelude::*;
+//!
+//! #[derive(Default)]
+//! struct HelloWorld;
+//!
+//! impl HttpPlugin for HelloWorld {
+//!     type Config = config::Config;
+//!     fn on_request_headers(&mut self, ctx: &mut HttpContext, config: &Self::Config) -> Action {
+//!         if config.mock_enable {
+//!             ctx.send_response(200, &[], "hello world");
+//!             return Action::Pause;
+//!         }
+//!         ctx.add_request_header("hello", "world");
+//!         Action::Continue
+//!     }
+//! }
+//!
+//! wasmplug_sdk::plugin!(HelloWorld);
+//! ```
+//!
+//! The plugin's `build.rs` writes the config's JSON Schema with `wasmplug-sdk-build`, and
+//! [`plugin!`] embeds it in the module as the custom section `wasmplug.plugin`, so tools read the
+//! schema the parser really uses without running the module.
+//!
+//! ## What the SDK needs from Envoy's filter config
+//! Nothing beyond the defaults of `envoy.filters.http.wasm`. The SDK never relies on pausing the
+//! request headers while a body is read (`allow_on_headers_stop_iteration` may stay `false`): it
+//! pauses headers only while a callout is pending, and buffers bodies by pausing body callbacks.
+//! It behaves the same when the option is `true` (as in Higress's Envoy): a body that arrives
+//! while a callout is pending is held and handed to the plugin once the callout has answered.
+
+mod callout;
+mod cluster;
+pub mod config;
+mod context;
+mod error;
+mod http_ops;
+mod json_path;
+mod matcher;
+pub mod metrics;
+#[cfg(not(target_family = "wasm"))]
+mod no_host;
+mod plugin;
+#[cfg(feature = "redis")]
+pub mod redis;
+mod resp;
+mod runtime;
+
+pub use callout::{CallBuilder, DEFAULT_TIMEOUT, HttpClient, HttpResponse};
+pub use cluster::Cluster;
+pub use context::{Direction, HttpContext, Phase};
+pub use error::{Error, Result};
+pub use plugin::{Action, BodyMode, HttpPlugin, PluginStart};
+pub use resp::{RedisReply, decode_reply as decode_redis_reply, encode_command as encode_redis_command};
+
+/// Name of the custom section holding the plugin's metadata and config schema.
+pub const PLUGIN_SECTION: &str = "wasmplug.plugin";
+
+/// The usual imports of a plugin.
+pub mod prelude {
+    pub use crate::metrics::{Counter, Gauge, Histogram};
+    pub use crate::{Action, BodyMode, Cluster, HttpClient, HttpContext, HttpPlugin, HttpResponse, PluginStart};
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::runtime::start;
+
+    #[cfg(target_os = "wasi")]
+    unsafe extern "C" {
+        fn __wasm_call_ctors();
+    }
+
+    /// Module initialisation, exported as `_initialize`.
+    pub fn initialize<P: crate::HttpPlugin>(name: &'static str) {
+        #[cfg(target_os = "wasi")]
+        // SAFETY: the reactor's constructors run once, before anything else.
+        unsafe {
+            __wasm_call_ctors();
+        }
+        start::<P>(name);
+    }
+}
+
+/// Registers a plugin type as the module's plugin, named after its crate, and embeds the
+/// metadata and config schema that the crate's `build.rs` wrote with `wasmplug-sdk-build`.
+#[macro_export]
+macro_rules! plugin {
+    ($plugin:ty) => {
+        #[cfg(target_family = "wasm")]
+        #[unsafe(no_mangle)]
+        pub extern "C" fn _initialize() {
+            $crate::__private::initialize::<$plugin>(env!("CARGO_PKG_NAME"));
+        }
+
+        #[cfg(target_family = "wasm")]
+        #[used]
+        #[unsafe(link_section = "wasmplug.plugin")]
+        static __WASMPLUG_PLUGIN_SECTION: [u8; include_bytes!(concat!(env!("OUT_DIR"), "/wasmplug-plugin.json"))
+            .len()] = *include_bytes!(concat!(env!("OUT_DIR"), "/wasmplug-plugin.json"));
+    };
+}
