@@ -38,12 +38,15 @@ e2e: wasm
 test: tools lint unit e2e
 
 demo: wasm
-	plugins/e2e/demo.sh
+	WASMPLUG_SKIP_WASM_BUILD=1 ENVOY_BIN=$(abspath $(ENVOY)) $(CARGO) run -q -p wasmplug-e2e --bin demo -- $(DEMO_ARGS)
 
 bench-size: wasm
-	plugins/bench/size.sh
+	plugins/bench/size.sh | tee plugins/bench/results/size.md
 
 bench-throughput: wasm
-	plugins/bench/throughput.sh
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	WASMPLUG_SKIP_WASM_BUILD=1 $(CARGO) run -q --release -p wasmplug-e2e --bin bench-throughput -- direct 10 3 > plugins/bench/results/throughput-direct.md
+	WASMPLUG_SKIP_WASM_BUILD=1 $(CARGO) run -q --release -p wasmplug-e2e --bin bench-throughput -- proxied 10 3 > plugins/bench/results/throughput-proxied.md
+	cat plugins/bench/results/throughput-*.md
 
 bench: bench-size bench-throughput

@@ -159,16 +159,14 @@ impl CallBuilder {
         headers.extend(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         match hostcalls::dispatch_http_call(&cluster, headers, self.body.as_deref(), vec![], self.timeout) {
             Ok(token) => {
-                log::debug!(
-                    "{}: dispatched {} {} to {cluster} (token {token})",
-                    ctx.plugin_name,
-                    self.method,
-                    self.path
-                );
+                log::debug!("dispatched {} {} to {cluster} (token {token})", self.method, self.path);
                 ctx.pending.push(token, Callback::Http { cluster, done: Box::new(on_response) });
                 Ok(())
             }
-            Err(status) => Err(Error::Callout { cluster, reason: format!("dispatch refused by the host: {status:?}") }),
+            Err(status) => Err(Error::Callout {
+                cluster,
+                reason: format!("dispatch refused by the host (status {})", status as u32),
+            }),
         }
     }
 }

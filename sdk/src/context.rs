@@ -279,7 +279,7 @@ pub(crate) fn get_header(map: MapType, name: &str) -> Option<String> {
     match hostcalls::get_map_value(map, name) {
         Ok(v) => v,
         Err(status) => {
-            log::debug!("get_map_value({map:?}, {name}) failed: {status:?}");
+            log::debug!("reading header {name} failed (status {})", status as u32);
             None
         }
     }
@@ -289,7 +289,7 @@ pub(crate) fn host_ok<T>(call: &str, result: Result<T, proxy_wasm::types::Status
     match result {
         Ok(_) => true,
         Err(status) => {
-            log::warn!("host call {call} failed: {status:?}");
+            log::warn!("host call {call} failed (status {})", status as u32);
             false
         }
     }

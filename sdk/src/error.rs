@@ -20,7 +20,7 @@ impl Error {
     }
 
     pub(crate) fn host(call: &'static str, status: proxy_wasm::types::Status) -> Self {
-        Error::Host { call, status: format!("{status:?}") }
+        Error::Host { call, status: (status as u32).to_string() }
     }
 }
 

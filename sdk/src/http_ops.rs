@@ -141,7 +141,7 @@ impl HttpContext {
     /// A second local response for the same request is ignored.
     pub fn send_response(&mut self, status: u16, headers: &[(&str, &str)], body: impl AsRef<[u8]>) -> bool {
         if self.local_response_sent {
-            log::warn!("{}: a local response was already sent; ignoring another ({status})", self.plugin_name);
+            log::warn!("a local response was already sent; ignoring another ({status})");
             return false;
         }
         let body = body.as_ref();

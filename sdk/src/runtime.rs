@@ -156,7 +156,7 @@ impl<P: HttpPlugin> Inner<P> {
             }
             Action::Pause if self.ctx.local_response_sent => Action::Pause,
             Action::Pause => {
-                log::debug!("{}: handler paused with no callout pending; continuing", self.ctx.plugin_name);
+                log::debug!("handler paused with no callout pending; continuing");
                 Action::Continue
             }
             _ => Action::Continue,
@@ -267,8 +267,8 @@ impl<P: HttpPlugin> Inner<P> {
             Direction::Response => (500, "Internal Server Error"),
         };
         log::warn!(
-            "{}: {direction:?} body exceeds the {limit}-byte buffer limit; answering {status}",
-            self.ctx.plugin_name
+            "{} body exceeds the {limit}-byte buffer limit; answering {status}",
+            if direction == Direction::Request { "request" } else { "response" },
         );
         self.ctx.send_response(status, &[("content-type", "text/plain")], text);
         Action::Pause
@@ -297,7 +297,7 @@ impl<P: HttpPlugin> Inner<P> {
             Direction::Response => hostcalls::resume_http_response(),
         };
         if let Err(status) = result {
-            log::warn!("resume failed: {status:?}");
+            log::warn!("resume failed (status {})", status as u32);
         }
     }
 

@@ -111,19 +111,33 @@ pub struct Route {
     pub name: String,
     pub prefix: String,
     pub cluster: String,
+    /// Answer from Envoy itself (status, body) instead of forwarding to `cluster`.
+    pub direct_response: Option<(u16, String)>,
 }
 
 impl Route {
     pub fn new(name: impl Into<String>, prefix: impl Into<String>, cluster: impl Into<String>) -> Self {
-        Self { name: name.into(), prefix: prefix.into(), cluster: cluster.into() }
+        Self { name: name.into(), prefix: prefix.into(), cluster: cluster.into(), direct_response: None }
+    }
+
+    /// A route that Envoy answers itself (after the HTTP filters ran).
+    pub fn direct(name: impl Into<String>, prefix: impl Into<String>, status: u16, body: impl Into<String>) -> Self {
+        Self { direct_response: Some((status, body.into())), ..Self::new(name, prefix, "") }
     }
 
     fn render(&self) -> Value {
-        json!({
-            "name": self.name,
-            "match": { "prefix": self.prefix },
-            "route": { "cluster": self.cluster },
-        })
+        match &self.direct_response {
+            Some((status, body)) => json!({
+                "name": self.name,
+                "match": { "prefix": self.prefix },
+                "direct_response": { "status": status, "body": { "inline_string": body } },
+            }),
+            None => json!({
+                "name": self.name,
+                "match": { "prefix": self.prefix },
+                "route": { "cluster": self.cluster },
+            }),
+        }
     }
 }
 
@@ -192,6 +206,12 @@ pub struct EnvoyConfig {
     pub log_level: String,
     /// Envoy's `--component-log-level`, e.g. `wasm:debug`.
     pub component_log_level: Option<String>,
+    /// The HTTP listener's port; 0 (the default) lets the OS choose.
+    pub listen_port: u16,
+    /// Write an access log (default true).
+    pub access_log: bool,
+    /// Pin Envoy to these CPUs (`taskset -c`), e.g. `"0"` for benchmarks.
+    pub cpu_list: Option<String>,
 }
 
 impl Default for EnvoyConfig {
@@ -202,6 +222,9 @@ impl Default for EnvoyConfig {
             clusters: Vec::new(),
             log_level: "info".to_owned(),
             component_log_level: None,
+            listen_port: 0,
+            access_log: true,
+            cpu_list: None,
         }
     }
 }
@@ -247,6 +270,21 @@ impl EnvoyConfig {
         self
     }
 
+    pub fn listen_port(mut self, port: u16) -> Self {
+        self.listen_port = port;
+        self
+    }
+
+    pub fn access_log(mut self, enabled: bool) -> Self {
+        self.access_log = enabled;
+        self
+    }
+
+    pub fn cpu_list(mut self, cpus: impl Into<String>) -> Self {
+        self.cpu_list = Some(cpus.into());
+        self
+    }
+
     /// The bootstrap configuration, with the access log written to `access_log`.
     pub fn render(&self, access_log: &Path) -> String {
         let mut http_filters: Vec<Value> = self.filters.iter().map(WasmFilter::render).collect();
@@ -260,14 +298,14 @@ impl EnvoyConfig {
             "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
             "stat_prefix": "ingress_http",
             "codec_type": "AUTO",
-            "access_log": [{
+            "access_log": if !self.access_log { json!([]) } else { json!([{
                 "name": "envoy.access_loggers.file",
                 "typed_config": {
                     "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
                     "path": access_log.to_string_lossy(),
                     "log_format": { "text_format_source": { "inline_string": ACCESS_LOG_FORMAT } },
                 },
-            }],
+            }]) },
             "route_config": {
                 "name": "local_route",
                 "virtual_hosts": self.virtual_hosts.iter().map(VirtualHost::render).collect::<Vec<_>>(),
@@ -279,7 +317,7 @@ impl EnvoyConfig {
             "static_resources": {
                 "listeners": [{
                     "name": "http",
-                    "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } },
+                    "address": { "socket_address": { "address": "127.0.0.1", "port_value": self.listen_port } },
                     "filter_chains": [{ "filters": [{
                         "name": "envoy.filters.network.http_connection_manager",
                         "typed_config": hcm,

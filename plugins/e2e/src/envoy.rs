@@ -75,7 +75,14 @@ impl Launch {
         File::create(path("access.log")).map_err(|e| format!("cannot create the access log: {e}"))?;
         let stdio = File::create(path("stdio.log")).map_err(|e| format!("cannot create stdio.log: {e}"))?;
         let stderr = stdio.try_clone().map_err(|e| format!("cannot clone stdio.log: {e}"))?;
-        let mut cmd = Command::new(&bin);
+        let mut cmd = match &config.cpu_list {
+            Some(cpus) => {
+                let mut cmd = Command::new("taskset");
+                cmd.args(["-c", cpus]).arg(&bin);
+                cmd
+            }
+            None => Command::new(&bin),
+        };
         cmd.arg("-c")
             .arg(&cfg)
             .args(["--concurrency", "1", "--use-dynamic-base-id", "-l", &config.log_level])
