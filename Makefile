@@ -6,7 +6,7 @@ CARGO ?= cargo
 VENV := .venv
 ENVOY := $(VENV)/bin/envoy
 PLUGINS := hello-world http-call request-block basic-auth key-auth custom-response transformer
-WASM_PACKAGES := $(addprefix -p ,$(PLUGINS)) -p raw-hello
+WASM_PACKAGES := $(addprefix -p ,$(PLUGINS)) -p raw-hello -p sdk-probe
 WASM_DIR := target/wasm32-wasip1/release
 
 .PHONY: tools envoy wasm test lint unit e2e demo bench-size bench-throughput bench clean-tools
