@@ -4,5 +4,5 @@ mod config {
 }
 
 fn main() {
-    wasmplug_sdk_build::PluginInfo::new().emit::<config::Config>();
+    wasmplug_sdk_build::PluginInfo::new().title("Basic Auth").phase("AUTHN").priority(320).emit::<config::Config>();
 }

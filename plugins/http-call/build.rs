@@ -4,5 +4,9 @@ mod config {
 }
 
 fn main() {
-    wasmplug_sdk_build::PluginInfo::new().emit::<config::Config>();
+    wasmplug_sdk_build::PluginInfo::new()
+        .title("HTTP Call")
+        .phase("UNSPECIFIED_PHASE")
+        .priority(0)
+        .emit::<config::Config>();
 }

@@ -62,8 +62,12 @@ impl<C> RuleSet<C> {
     }
 
     /// First matching rule wins; otherwise the global config (if there is one).
-    pub(crate) fn select(&self, facts: &RequestFacts<'_>) -> Option<&Rc<C>> {
-        self.rules.iter().find(|(m, _)| m.matches(facts)).map(|(_, c)| c).or(self.global.as_ref())
+    /// With the index of the rule that matched (`None` for the global config).
+    pub(crate) fn select(&self, facts: &RequestFacts<'_>) -> Option<(Option<usize>, &Rc<C>)> {
+        match self.rules.iter().position(|(m, _)| m.matches(facts)) {
+            Some(i) => self.rules.get(i).map(|(_, c)| (Some(i), c)),
+            None => self.global.as_ref().map(|c| (None, c)),
+        }
     }
 }
 
@@ -128,7 +132,10 @@ where
         let inner = json_path::path_at(&text, json_path::offset_of(&text, e.line(), e.column()));
         Error::config(join_path(at, &inner), strip_position(&e.to_string()))
     })?;
-    prepare(&mut config).map_err(|reason| Error::config(join_path(at, "."), reason))?;
+    prepare(&mut config).map_err(|message| {
+        let (field, reason) = split_field(&message);
+        Error::config(join_path(at, field), reason)
+    })?;
     Ok(config)
 }
 
@@ -152,6 +159,18 @@ fn strip_position(message: &str) -> String {
     match message.rfind(" at line ") {
         Some(at) => message[..at].to_string(),
         None => message.to_string(),
+    }
+}
+
+/// `"consumers[1].name: duplicate name"` → (`consumers[1].name`, `duplicate name`); a message
+/// without such a field prefix belongs to the whole config (`.`).
+fn split_field(message: &str) -> (&str, &str) {
+    let is_path = |p: &str| {
+        !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '[' | ']'))
+    };
+    match message.split_once(": ") {
+        Some((field, reason)) if is_path(field) => (field, reason),
+        _ => (".", message),
     }
 }
 
@@ -243,11 +262,13 @@ mod tests {
             {"_match_route_":["r1"],"names":["never"]}]}"#;
         let set = parse::<Cfg, _>(raw, ok).unwrap();
         assert_eq!(set.rule_count(), 3);
-        let r1 = set.select(&facts("r1", "x")).unwrap();
+        let (index, r1) = set.select(&facts("r1", "x")).unwrap();
+        assert_eq!(index, Some(0));
         assert_eq!(**r1, Cfg { mock_enable: true, names: vec!["g".into()] });
-        let dom = set.select(&facts("r9", "a.example.com:80")).unwrap();
+        let (_, dom) = set.select(&facts("r9", "a.example.com:80")).unwrap();
         assert_eq!(dom.names, vec!["d".to_string()]);
-        let global = set.select(&facts("r9", "other")).unwrap();
+        let (index, global) = set.select(&facts("r9", "other")).unwrap();
+        assert_eq!(index, None);
         assert_eq!(global.names, vec!["g".to_string()]);
         assert!(set.needs_route() && set.needs_host() && !set.needs_cluster());
     }
@@ -270,8 +291,8 @@ mod tests {
         let e = parse::<Cfg, _>(br#"{"_rules_":[{"_match_route_":["a"]},{"_match_route_":["b"],"names":[1]}]}"#, ok)
             .unwrap_err();
         assert!(matches!(&e, Error::Config { path, .. } if path == "_rules_[1].names[0]"), "{e}");
-        let e = parse::<Required, _>(b"{}", |_| Ok(())).unwrap_err();
-        assert!(e.to_string().contains("missing field `token`"), "{e}");
+        let e = parse::<Required, _>(br#"{"other":1}"#, |_| Ok(())).unwrap_err();
+        assert!(matches!(&e, Error::Config { path, reason } if path == "." && reason.contains("missing field `token`")), "{e}");
         let e = parse::<Cfg, _>(br#"{"_rules_":[{"mockEnable":true}]}"#, ok).unwrap_err();
         assert!(matches!(&e, Error::Config { path, .. } if path == "_rules_[0]"), "{e}");
         let e = parse::<Cfg, _>(br#"{"_rules_":[{"_match_domain_":["a"],"typo":1}]}"#, ok).unwrap_err();
@@ -292,5 +313,10 @@ mod tests {
         };
         let e = parse::<Cfg, _>(br#"{"_rules_":[{"_match_route_":["a"],"mockEnable":true}]}"#, refuse).unwrap_err();
         assert_eq!(e, Error::config("_rules_[0]", "mock not allowed"));
+        let by_field = |_: &mut Cfg| Err("names[1]: duplicate name".to_string());
+        let e = parse::<Cfg, _>(br#"{"_rules_":[{"_match_route_":["a"]}]}"#, by_field).unwrap_err();
+        assert_eq!(e, Error::config("_rules_[0].names[1]", "duplicate name"));
+        let plain = |_: &mut Cfg| Err("two things are wrong: a and b".to_string());
+        assert_eq!(parse::<Cfg, _>(b"{}", plain).unwrap_err(), Error::config(".", "two things are wrong: a and b"));
     }
 }

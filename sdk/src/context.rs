@@ -82,6 +82,8 @@ pub struct HttpContext {
     pub(crate) local_response_sent: bool,
     pub(crate) paused: Option<Direction>,
     pub(crate) resume_requested: Option<Direction>,
+    pub(crate) matched_rule: Option<usize>,
+    pub(crate) rules_configured: bool,
     pub(crate) pending: Pending,
     #[cfg(feature = "redis")]
     pub(crate) redis_sink: Option<std::rc::Weak<dyn crate::redis::RedisSink>>,
@@ -104,6 +106,8 @@ impl HttpContext {
             local_response_sent: false,
             paused: None,
             resume_requested: None,
+            matched_rule: None,
+            rules_configured: false,
             pending: Pending::default(),
             #[cfg(feature = "redis")]
             redis_sink: None,
@@ -118,6 +122,18 @@ impl HttpContext {
     /// The name the plugin was registered with.
     pub fn plugin_name(&self) -> &'static str {
         self.plugin_name
+    }
+
+    /// The index of the `_rules_` entry whose config applies to this request, or `None` when
+    /// the global config applies.
+    pub fn matched_rule(&self) -> Option<usize> {
+        self.matched_rule
+    }
+
+    /// Whether the plugin configuration has any `_rules_` (Higress's auth plugins act globally
+    /// only when it has none).
+    pub fn has_rules(&self) -> bool {
+        self.rules_configured
     }
 
     /// The phase the current handler runs in.

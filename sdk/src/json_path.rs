@@ -51,11 +51,12 @@ pub(crate) fn path_at(text: &str, offset: usize) -> String {
         }
         i += 1;
     }
-    // An error right after an object key (unknown field) belongs to that key.
-    if let (Some(Frame::Object { key }), Some(pending)) = (stack.last_mut(), last_string)
-        && key.is_none()
-    {
-        *key = Some(pending);
+    match stack.last_mut() {
+        // serde_json reports a missing field at the object's closing brace: the object itself.
+        Some(Frame::Object { key }) if bytes.get(offset) == Some(&b'}') => *key = None,
+        // An error right after an object key (unknown field) belongs to that key.
+        Some(Frame::Object { key }) if key.is_none() => *key = last_string,
+        _ => {}
     }
     let mut path = String::new();
     for frame in &stack {
@@ -90,6 +91,9 @@ mod tests {
         assert_eq!(path_at(t, t.len()), "b.c");
         assert_eq!(path_at("{}", 0), ".");
         assert_eq!(path_at(r#"{"k":[1,2,"#, 10), "k[2]");
+        // Missing fields are reported at the closing brace of the object that lacks them.
+        assert_eq!(at(r#"{"a":1,"o":{"x":1}}"#, "}}"), "o");
+        assert_eq!(at(r#"{"a":1}"#, "}"), ".");
     }
 
     #[test]

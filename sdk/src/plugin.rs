@@ -36,7 +36,9 @@ pub trait HttpPlugin: Default + 'static {
     const RESPONSE_BODY: BodyMode = BodyMode::Ignore;
 
     /// Checks a parsed config (global or rule) and completes derived fields. An error refuses
-    /// the configuration: Envoy rejects it and keeps the previous one.
+    /// the configuration: Envoy rejects it and keeps the previous one. Start the message with
+    /// the field (`"consumers[1].name: duplicate name"`) to have it reported at that field,
+    /// e.g. `_rules_[0].consumers[1].name`.
     fn configure(_config: &mut Self::Config) -> Result<(), String> {
         Ok(())
     }

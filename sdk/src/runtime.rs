@@ -131,6 +131,7 @@ impl<P: HttpPlugin> Stream<P> {
 impl<P: HttpPlugin> Inner<P> {
     fn select_config(&mut self) -> Option<Rc<P::Config>> {
         let rules = self.rules.as_ref()?;
+        self.ctx.rules_configured = rules.rule_count() > 0;
         if rules.rule_count() == 0 {
             return rules.global().cloned();
         }
@@ -141,7 +142,9 @@ impl<P: HttpPlugin> Inner<P> {
             host: rules.needs_host().then(|| self.ctx.host()),
             cluster_name: cluster.as_deref(),
         };
-        rules.select(&facts).cloned()
+        let (index, config) = rules.select(&facts)?;
+        self.ctx.matched_rule = index;
+        Some(config.clone())
     }
 
     /// Turns a handler's answer into what the host is told.

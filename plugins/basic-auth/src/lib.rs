@@ -1,14 +1,335 @@
+//! HTTP Basic Auth (RFC 7617) in the manner of Higress's `basic-auth`: the `Authorization:
+//! Basic <base64(user:password)>` header is checked against the configured consumers, the
+//! consumer must be in the `allow` list of the rule that matched (if any), and the request
+//! goes upstream with `X-Mse-Consumer: <name>`.
+
 mod config;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use wasmplug_sdk::prelude::*;
 
-pub use config::Config;
+pub use config::{Config, Consumer};
 
-#[derive(Default)]
-pub struct Plugin;
+/// The request header naming the authenticated consumer (Higress's name).
+pub const CONSUMER_HEADER: &str = "X-Mse-Consumer";
+/// The challenge sent with every 401.
+pub const CHALLENGE: &str = "Basic realm=MSE Gateway";
 
-impl HttpPlugin for Plugin {
-    type Config = Config;
+/// Why a request is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denial {
+    /// No `Authorization: Basic ...` header.
+    NoCredentials,
+    /// Undecodable, or no consumer has this `user:password`.
+    InvalidCredentials,
+    /// A valid consumer that the matched rule's `allow` does not list.
+    UnauthorizedConsumer,
 }
 
-wasmplug_sdk::plugin!(Plugin);
+impl Denial {
+    pub fn status(self) -> u16 {
+        match self {
+            Denial::NoCredentials | Denial::InvalidCredentials => 401,
+            Denial::UnauthorizedConsumer => 403,
+        }
+    }
+
+    pub fn body(self) -> &'static str {
+        match self {
+            Denial::NoCredentials => "Request denied by Basic Auth check. No Basic Authentication information found.",
+            Denial::InvalidCredentials => "Request denied by Basic Auth check. Invalid username and/or password.",
+            Denial::UnauthorizedConsumer => "Request denied by Basic Auth check. Unauthorized consumer.",
+        }
+    }
+}
+
+/// The decision for one request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome<'a> {
+    /// Authentication is not required here: forward untouched.
+    Pass,
+    /// Forward with `X-Mse-Consumer: <name>`.
+    Authenticated(&'a str),
+    Denied(Denial),
+}
+
+/// Whether requests under this config must authenticate, as in Higress: when `global_auth`
+/// is true, when the config has `allow`, or when `global_auth` is unset and the plugin
+/// configuration has no `_rules_` at all (`has_rules` is [`HttpContext::has_rules`]).
+pub fn requires_auth(config: &Config, has_rules: bool) -> bool {
+    match config.global_auth {
+        Some(global_auth) => global_auth || config.allow.is_some(),
+        None => config.allow.is_some() || !has_rules,
+    }
+}
+
+/// Whether `consumers` must be non-empty, whatever the rules (`global_auth` true or `allow` set).
+fn needs_consumers(config: &Config) -> bool {
+    config.global_auth == Some(true) || config.allow.is_some()
+}
+
+/// Decides a request from its `Authorization` header; `has_rules` tells whether the plugin
+/// configuration has any `_rules_` (see [`requires_auth`]).
+pub fn check<'a>(config: &'a Config, has_rules: bool, authorization: Option<&str>) -> Outcome<'a> {
+    if !requires_auth(config, has_rules) {
+        return Outcome::Pass;
+    }
+    let Some(token) = authorization.and_then(basic_token) else {
+        return Outcome::Denied(Denial::NoCredentials);
+    };
+    let Ok(credential) = STANDARD.decode(token) else {
+        return Outcome::Denied(Denial::InvalidCredentials);
+    };
+    let Some(consumer) = find_consumer(&config.consumers, &credential) else {
+        return Outcome::Denied(Denial::InvalidCredentials);
+    };
+    if let Some(allow) = &config.allow
+        && !allow.contains(&consumer.name)
+    {
+        return Outcome::Denied(Denial::UnauthorizedConsumer);
+    }
+    Outcome::Authenticated(&consumer.name)
+}
+
+/// The token of an `Authorization: Basic <token>` header (scheme case-insensitive).
+fn basic_token(header: &str) -> Option<&str> {
+    let (scheme, token) = header.trim().split_once([' ', '\t'])?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("basic") && !token.is_empty()).then_some(token)
+}
+
+/// The consumer whose credential is `credential`. Every consumer is compared, each in
+/// constant time, so the answer time does not tell which one (or which bytes) matched.
+fn find_consumer<'a>(consumers: &'a [Consumer], credential: &[u8]) -> Option<&'a Consumer> {
+    let mut found = None;
+    for consumer in consumers {
+        if constant_time_eq(consumer.credential.as_bytes(), credential) && found.is_none() {
+            found = Some(consumer);
+        }
+    }
+    found
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
+/// Semantic checks of a (global or rule) config; errors name the field.
+pub fn validate(config: &Config) -> Result<(), String> {
+    if needs_consumers(config) && config.consumers.is_empty() {
+        return Err("consumers: must not be empty when global_auth is true or allow is set".into());
+    }
+    for (i, consumer) in config.consumers.iter().enumerate() {
+        if consumer.name.is_empty() {
+            return Err(format!("consumers[{i}].name: must not be empty"));
+        }
+        if consumer.credential.split_once(':').is_none_or(|(user, _)| user.is_empty()) {
+            return Err(format!("consumers[{i}].credential: expected `user:password` with a non-empty user"));
+        }
+        let earlier = config.consumers.get(..i).unwrap_or_default();
+        if let Some(j) = earlier.iter().position(|c| c.name == consumer.name) {
+            return Err(format!(
+                "consumers[{i}].name: duplicate consumer name `{}` (as consumers[{j}])",
+                consumer.name
+            ));
+        }
+        if let Some(j) = earlier.iter().position(|c| c.credential == consumer.credential) {
+            return Err(format!("consumers[{i}].credential: same credential as consumers[{j}]"));
+        }
+    }
+    if let Some(allow) = &config.allow {
+        if allow.is_empty() {
+            return Err("allow: must not be empty".into());
+        }
+        for (i, name) in allow.iter().enumerate() {
+            if !config.consumers.iter().any(|c| c.name == *name) {
+                return Err(format!("allow[{i}]: unknown consumer `{name}`"));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+pub struct BasicAuth;
+
+impl HttpPlugin for BasicAuth {
+    type Config = Config;
+
+    fn configure(config: &mut Config) -> Result<(), String> {
+        validate(config)
+    }
+
+    fn on_request_headers(&mut self, ctx: &mut HttpContext, config: &Config) -> Action {
+        let has_rules = ctx.has_rules();
+        if !requires_auth(config, has_rules) {
+            return Action::Continue;
+        }
+        let authorization = ctx.request_header("authorization");
+        match check(config, has_rules, authorization.as_deref()) {
+            Outcome::Pass => Action::Continue,
+            Outcome::Authenticated(name) => {
+                log::debug!("basic-auth: consumer `{name}` authenticated");
+                // Replace, so a client cannot smuggle in a consumer name of its own.
+                ctx.set_request_header(CONSUMER_HEADER, name);
+                Action::Continue
+            }
+            Outcome::Denied(denial) => {
+                log::debug!("basic-auth: {} {}", denial.status(), denial.body());
+                let mut headers = vec![("content-type", "text/plain")];
+                if denial.status() == 401 {
+                    headers.push(("www-authenticate", CHALLENGE));
+                }
+                ctx.send_response(denial.status(), &headers, denial.body());
+                Action::Pause
+            }
+        }
+    }
+}
+
+wasmplug_sdk::plugin!(BasicAuth);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(json: &str) -> Config {
+        let c: Config = serde_json::from_str(json).unwrap();
+        validate(&c).unwrap();
+        c
+    }
+
+    const CONSUMERS: &str = r#""consumers":[{"name":"consumer1","credential":"admin:123456"},
+        {"name":"consumer2","credential":"guest:abc:def"}]"#;
+
+    fn basic(credential: &str) -> String {
+        format!("Basic {}", STANDARD.encode(credential))
+    }
+
+    #[test]
+    fn global_auth_authenticates_every_request() {
+        let c = config(&format!(r#"{{{CONSUMERS},"global_auth":true}}"#));
+        assert_eq!(check(&c, true, Some(&basic("admin:123456"))), Outcome::Authenticated("consumer1"));
+        assert_eq!(check(&c, true, Some(&basic("guest:abc:def"))), Outcome::Authenticated("consumer2"));
+        let lower = format!("bAsIc   {}", STANDARD.encode("admin:123456"));
+        assert_eq!(check(&c, true, Some(&lower)), Outcome::Authenticated("consumer1"));
+        assert_eq!(check(&c, true, None), Outcome::Denied(Denial::NoCredentials));
+        assert_eq!(check(&c, true, Some("Bearer abc")), Outcome::Denied(Denial::NoCredentials));
+        assert_eq!(check(&c, true, Some("Basic")), Outcome::Denied(Denial::NoCredentials));
+        assert_eq!(check(&c, true, Some("Basic !!!")), Outcome::Denied(Denial::InvalidCredentials));
+        assert_eq!(check(&c, true, Some(&basic("admin:1234567"))), Outcome::Denied(Denial::InvalidCredentials));
+        assert_eq!(check(&c, true, Some(&basic("admin"))), Outcome::Denied(Denial::InvalidCredentials));
+    }
+
+    #[test]
+    fn unset_global_auth_depends_on_rules() {
+        // Unset global_auth and no rules at all: every request must authenticate (Higress).
+        let unset = config(&format!("{{{CONSUMERS}}}"));
+        assert!(requires_auth(&unset, false));
+        assert_eq!(check(&unset, false, None), Outcome::Denied(Denial::NoCredentials));
+        assert_eq!(check(&unset, false, Some(&basic("admin:123456"))), Outcome::Authenticated("consumer1"));
+        assert_eq!(check(&unset, false, Some(&basic("admin:x"))), Outcome::Denied(Denial::InvalidCredentials));
+        // Unset global_auth with rules, and this request matched none of them: pass.
+        assert!(!requires_auth(&unset, true));
+        assert_eq!(check(&unset, true, None), Outcome::Pass);
+        assert_eq!(check(&unset, true, Some("garbage")), Outcome::Pass);
+        // Unset global_auth, a rule with allow matched: authenticate.
+        let rule = config(&format!(r#"{{{CONSUMERS},"allow":["consumer1"]}}"#));
+        assert!(requires_auth(&rule, true) && requires_auth(&rule, false));
+    }
+
+    #[test]
+    fn global_auth_false_passes_without_allow() {
+        let off = config(&format!(r#"{{{CONSUMERS},"global_auth":false}}"#));
+        assert_eq!(off.global_auth, Some(false));
+        for has_rules in [false, true] {
+            assert!(!requires_auth(&off, has_rules));
+            assert_eq!(check(&off, has_rules, None), Outcome::Pass);
+            assert_eq!(check(&off, has_rules, Some("garbage")), Outcome::Pass);
+        }
+        // ...but allow still requires authentication.
+        let rule = config(&format!(r#"{{{CONSUMERS},"global_auth":false,"allow":["consumer2"]}}"#));
+        assert_eq!(check(&rule, true, None), Outcome::Denied(Denial::NoCredentials));
+        assert_eq!(check(&rule, true, Some(&basic("guest:abc:def"))), Outcome::Authenticated("consumer2"));
+    }
+
+    #[test]
+    fn required_auth_without_consumers_is_denied() {
+        // `{}` is accepted by configure (it may be a global config whose rules hold allow), but
+        // without rules it requires authentication, and nobody can authenticate.
+        let empty = config("{}");
+        assert_eq!(check(&empty, false, None), Outcome::Denied(Denial::NoCredentials));
+        assert_eq!(check(&empty, false, Some(&basic("admin:123456"))), Outcome::Denied(Denial::InvalidCredentials));
+        assert_eq!(check(&empty, true, None), Outcome::Pass);
+    }
+
+    #[test]
+    fn allow_lists() {
+        let rule = config(&format!(r#"{{{CONSUMERS},"allow":["consumer1"]}}"#));
+        assert_eq!(check(&rule, true, Some(&basic("admin:123456"))), Outcome::Authenticated("consumer1"));
+        assert_eq!(check(&rule, true, Some(&basic("guest:abc:def"))), Outcome::Denied(Denial::UnauthorizedConsumer));
+        assert_eq!(check(&rule, true, None), Outcome::Denied(Denial::NoCredentials));
+
+        let both = config(&format!(r#"{{{CONSUMERS},"global_auth":true,"allow":["consumer2"]}}"#));
+        assert_eq!(check(&both, true, Some(&basic("admin:123456"))), Outcome::Denied(Denial::UnauthorizedConsumer));
+        assert_eq!(check(&both, true, Some(&basic("guest:abc:def"))), Outcome::Authenticated("consumer2"));
+    }
+
+    #[test]
+    fn denials() {
+        assert_eq!(Denial::NoCredentials.status(), 401);
+        assert_eq!(Denial::InvalidCredentials.status(), 401);
+        assert_eq!(Denial::UnauthorizedConsumer.status(), 403);
+        assert!(Denial::InvalidCredentials.body().ends_with("Invalid username and/or password."));
+    }
+
+    #[test]
+    fn constant_time_comparison() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+        assert!(constant_time_eq(b"", b""));
+    }
+
+    fn refusal(json: &str) -> String {
+        validate(&serde_json::from_str(json).unwrap()).unwrap_err()
+    }
+
+    #[test]
+    fn refused_configs_name_the_field() {
+        assert!(refusal(r#"{"global_auth":true}"#).starts_with("consumers:"));
+        assert!(refusal(r#"{"allow":["a"]}"#).starts_with("consumers:"));
+        let e = refusal(r#"{"consumers":[{"name":"a","credential":"u:p"},{"name":"a","credential":"v:p"}]}"#);
+        assert!(e.starts_with("consumers[1].name: duplicate consumer name `a`"), "{e}");
+        let e = refusal(r#"{"consumers":[{"name":"a","credential":"u:p"},{"name":"b","credential":"u:p"}]}"#);
+        assert!(e.starts_with("consumers[1].credential: same credential"), "{e}");
+        assert!(!e.contains("u:p"), "the error must not leak the credential: {e}");
+        let e = refusal(r#"{"consumers":[{"name":"a","credential":"nocolon"}]}"#);
+        assert!(e.starts_with("consumers[0].credential:"), "{e}");
+        let e = refusal(r#"{"consumers":[{"name":"a","credential":":p"}]}"#);
+        assert!(e.starts_with("consumers[0].credential:"), "{e}");
+        let e = refusal(r#"{"consumers":[{"name":"","credential":"u:p"}]}"#);
+        assert!(e.starts_with("consumers[0].name:"), "{e}");
+        let e = refusal(r#"{"consumers":[{"name":"a","credential":"u:p"}],"allow":["a","b"]}"#);
+        assert_eq!(e, "allow[1]: unknown consumer `b`");
+        let e = refusal(r#"{"consumers":[{"name":"a","credential":"u:p"}],"allow":[]}"#);
+        assert!(e.starts_with("allow:"), "{e}");
+        // Without global_auth true or allow, consumers may be absent (a global config whose
+        // rules hold allow): configure cannot know whether there are rules.
+        assert!(validate(&serde_json::from_str(r#"{}"#).unwrap()).is_ok());
+        assert!(validate(&serde_json::from_str(r#"{"global_auth":false}"#).unwrap()).is_ok());
+    }
+
+    #[test]
+    fn parser_refuses_unknown_and_mistyped_fields() {
+        assert!(serde_json::from_str::<Config>(r#"{"globalAuth":true}"#).is_err());
+        assert!(serde_json::from_str::<Config>(r#"{"global_auth":"yes"}"#).is_err());
+        assert!(serde_json::from_str::<Config>(r#"{"consumers":[{"name":"a"}]}"#).is_err());
+        assert!(serde_json::from_str::<Config>(r#"{"consumers":[{"name":"a","credential":"u:p","x":1}]}"#).is_err());
+    }
+}
