@@ -292,7 +292,10 @@ mod tests {
             .unwrap_err();
         assert!(matches!(&e, Error::Config { path, .. } if path == "_rules_[1].names[0]"), "{e}");
         let e = parse::<Required, _>(br#"{"other":1}"#, |_| Ok(())).unwrap_err();
-        assert!(matches!(&e, Error::Config { path, reason } if path == "." && reason.contains("missing field `token`")), "{e}");
+        assert!(
+            matches!(&e, Error::Config { path, reason } if path == "." && reason.contains("missing field `token`")),
+            "{e}"
+        );
         let e = parse::<Cfg, _>(br#"{"_rules_":[{"mockEnable":true}]}"#, ok).unwrap_err();
         assert!(matches!(&e, Error::Config { path, .. } if path == "_rules_[0]"), "{e}");
         let e = parse::<Cfg, _>(br#"{"_rules_":[{"_match_domain_":["a"],"typo":1}]}"#, ok).unwrap_err();
