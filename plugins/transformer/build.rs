@@ -4,5 +4,6 @@ mod config {
 }
 
 fn main() {
-    wasmplug_sdk_build::PluginInfo::new().emit::<config::Config>();
+    // Higress runs transformer in the AUTHN phase with priority 410.
+    wasmplug_sdk_build::PluginInfo::new().title("Transformer").phase("AUTHN").priority(410).emit::<config::Config>();
 }
