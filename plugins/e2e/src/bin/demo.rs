@@ -51,15 +51,16 @@ fn main() -> Result<(), String> {
     }
     println!();
 
-    let checks: [(&str, &[(&str, &str)]); 5] = [
-        ("/public/page", &[]),
-        ("/admin/users", &[]),
-        ("/private/data", &[]),
-        ("/private/data", &[("x-api-key", "alice-key")]),
-        ("/hello", &[]),
+    // (path, request headers, the status the chain must answer)
+    let checks: [(&str, &[(&str, &str)], u16); 5] = [
+        ("/public/page", &[], 200),
+        ("/admin/users", &[], 403),
+        ("/private/data", &[], 401),
+        ("/private/data", &[("x-api-key", "alice-key")], 200),
+        ("/hello", &[], 200),
     ];
     let mut failures = 0;
-    for (path, headers) in checks {
+    for (path, headers, expected) in checks {
         upstream.clear_requests();
         let mut req = client::request(port, "GET", path);
         for (k, v) in headers {
@@ -81,7 +82,8 @@ fn main() -> Result<(), String> {
             }
             None => println!("  (answered by a plugin; the upstream received nothing)"),
         }
-        if resp.status >= 500 {
+        if resp.status != expected {
+            println!("  UNEXPECTED: wanted {expected}");
             failures += 1;
         }
     }
