@@ -80,3 +80,27 @@ fn local_replies_pass_the_response_headers_phase() {
     assert_eq!(resp.header("x-probe-local-reply"), Some("true"));
     assert!(upstream.requests().is_empty());
 }
+
+/// Envoy fails the stream during which the VM crashed (503 `wasm_fail_stream`) under either
+/// policy; afterwards FAIL_CLOSED keeps refusing while FAIL_OPEN lets requests through.
+#[test]
+fn a_panic_is_logged_and_the_fail_policy_applies() {
+    let upstream = Upstream::start();
+    let filter = |fail_open: bool| {
+        WasmFilter::new("sdk-probe", wasm::plugin_module("sdk-probe"))
+            .configuration(r#"{"panicPrefix": "/boom"}"#)
+            .fail_open(fail_open)
+    };
+    let closed = Envoy::start(EnvoyConfig::proxy_to(upstream.port()).filter(filter(false))).unwrap();
+    assert_eq!(client::get(closed.http_port(), "/boom").unwrap().status, 503);
+    assert!(closed.wait_for_log("probe panics on /boom", Duration::from_secs(5)), "{}", closed.logs());
+    assert!(closed.logs().contains("critical"), "{}", closed.logs());
+    assert_eq!(client::get(closed.http_port(), "/after").unwrap().status, 503);
+    assert!(upstream.requests().is_empty());
+
+    let open = Envoy::start(EnvoyConfig::proxy_to(upstream.port()).filter(filter(true))).unwrap();
+    assert_eq!(client::get(open.http_port(), "/boom").unwrap().status, 503);
+    assert_eq!(client::get(open.http_port(), "/after").unwrap().status, 200);
+    assert_eq!(upstream.requests().len(), 1);
+    assert_eq!(upstream.last_request().unwrap().path, "/after");
+}

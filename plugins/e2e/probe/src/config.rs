@@ -15,4 +15,6 @@ pub struct Config {
     pub uppercase_response: bool,
     /// Answer requests whose path starts with this prefix with 401 from the plugin.
     pub deny_prefix: Option<String>,
+    /// Panic in the request headers handler for paths starting with this prefix.
+    pub panic_prefix: Option<String>,
 }

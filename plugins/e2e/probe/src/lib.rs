@@ -48,6 +48,9 @@ impl HttpPlugin for Probe {
         if !config.uppercase_response {
             ctx.dont_read_response_body();
         }
+        if config.panic_prefix.as_deref().is_some_and(|p| path.starts_with(p)) {
+            panic_on_purpose(&path);
+        }
         if config.deny_prefix.as_deref().is_some_and(|p| path.starts_with(p)) {
             ctx.send_response(401, &[("content-type", "text/plain")], "denied by probe");
             return Action::Pause;
@@ -80,6 +83,12 @@ impl HttpPlugin for Probe {
     ) -> Option<Vec<u8>> {
         Some(chunk.to_ascii_uppercase())
     }
+}
+
+/// A plugin bug, on purpose: the SDK must log it and Envoy must apply the fail policy.
+#[allow(clippy::panic)]
+fn panic_on_purpose(path: &str) {
+    panic!("probe panics on {path}");
 }
 
 wasmplug_sdk::plugin!(Probe);
