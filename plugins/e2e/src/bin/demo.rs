@@ -23,6 +23,9 @@ const CHAIN: [(&str, &str); 4] = [
     ("transformer", r#"{"reqRules": [{"operate": "add", "headers": [{"key": "x-demo", "value": "wasmplug"}]}]}"#),
 ];
 
+/// A request of the self-check: path, request headers, the status the chain must answer.
+type Check = (&'static str, &'static [(&'static str, &'static str)], u16);
+
 fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let once = args.iter().any(|a| a == "--once");
@@ -51,8 +54,7 @@ fn main() -> Result<(), String> {
     }
     println!();
 
-    // (path, request headers, the status the chain must answer)
-    let checks: [(&str, &[(&str, &str)], u16); 5] = [
+    let checks: [Check; 5] = [
         ("/public/page", &[], 200),
         ("/admin/users", &[], 403),
         ("/private/data", &[], 401),
