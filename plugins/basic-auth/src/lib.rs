@@ -7,12 +7,12 @@ mod config;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use wasmplug_auth_consumers::{self as auth, Rejection};
 use wasmplug_sdk::prelude::*;
 
 pub use config::{Config, Consumer};
+pub use wasmplug_auth_consumers::CONSUMER_HEADER;
 
-/// The request header naming the authenticated consumer (Higress's name).
-pub const CONSUMER_HEADER: &str = "X-Mse-Consumer";
 /// The challenge sent with every 401.
 pub const CHALLENGE: &str = "Basic realm=MSE Gateway";
 
@@ -27,15 +27,15 @@ pub enum Denial {
     UnauthorizedConsumer,
 }
 
-impl Denial {
-    pub fn status(self) -> u16 {
+impl Rejection for Denial {
+    fn status(self) -> u16 {
         match self {
             Denial::NoCredentials | Denial::InvalidCredentials => 401,
             Denial::UnauthorizedConsumer => 403,
         }
     }
 
-    pub fn body(self) -> &'static str {
+    fn body(self) -> &'static str {
         match self {
             Denial::NoCredentials => "Request denied by Basic Auth check. No Basic Authentication information found.",
             Denial::InvalidCredentials => "Request denied by Basic Auth check. Invalid username and/or password.",
@@ -44,29 +44,32 @@ impl Denial {
     }
 }
 
-/// The decision for one request.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Outcome<'a> {
-    /// Authentication is not required here: forward untouched.
-    Pass,
-    /// Forward with `X-Mse-Consumer: <name>`.
-    Authenticated(&'a str),
-    Denied(Denial),
-}
-
-/// Whether requests under this config must authenticate, as in Higress: when `global_auth`
-/// is true, when the config has `allow`, or when `global_auth` is unset and the plugin
-/// configuration has no `_rules_` at all (`has_rules` is [`HttpContext::has_rules`]).
-pub fn requires_auth(config: &Config, has_rules: bool) -> bool {
-    match config.global_auth {
-        Some(global_auth) => global_auth || config.allow.is_some(),
-        None => config.allow.is_some() || !has_rules,
+impl From<auth::AuthError> for Denial {
+    fn from(error: auth::AuthError) -> Self {
+        match error {
+            auth::AuthError::InvalidCredential => Denial::InvalidCredentials,
+            auth::AuthError::UnauthorizedConsumer => Denial::UnauthorizedConsumer,
+        }
     }
 }
 
-/// Whether `consumers` must be non-empty, whatever the rules (`global_auth` true or `allow` set).
-fn needs_consumers(config: &Config) -> bool {
-    config.global_auth == Some(true) || config.allow.is_some()
+/// The decision for one request.
+pub type Outcome<'a> = auth::Outcome<'a, Denial>;
+
+impl auth::Consumer for Consumer {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn credential(&self) -> &str {
+        &self.credential
+    }
+}
+
+/// Whether requests under this config must authenticate (see [`auth::requires_auth`]);
+/// `has_rules` is [`HttpContext::has_rules`].
+pub fn requires_auth(config: &Config, has_rules: bool) -> bool {
+    auth::requires_auth(config.global_auth, config.allow.is_some(), has_rules)
 }
 
 /// Decides a request from its `Authorization` header; `has_rules` tells whether the plugin
@@ -81,15 +84,10 @@ pub fn check<'a>(config: &'a Config, has_rules: bool, authorization: Option<&str
     let Ok(credential) = STANDARD.decode(token) else {
         return Outcome::Denied(Denial::InvalidCredentials);
     };
-    let Some(consumer) = find_consumer(&config.consumers, &credential) else {
-        return Outcome::Denied(Denial::InvalidCredentials);
-    };
-    if let Some(allow) = &config.allow
-        && !allow.contains(&consumer.name)
-    {
-        return Outcome::Denied(Denial::UnauthorizedConsumer);
+    match auth::authenticate(&config.consumers, config.allow.as_deref(), &credential) {
+        Ok(name) => Outcome::Authenticated(name),
+        Err(error) => Outcome::Denied(error.into()),
     }
-    Outcome::Authenticated(&consumer.name)
 }
 
 /// The token of an `Authorization: Basic <token>` header (scheme case-insensitive).
@@ -99,60 +97,15 @@ fn basic_token(header: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("basic") && !token.is_empty()).then_some(token)
 }
 
-/// The consumer whose credential is `credential`. Every consumer is compared, each in
-/// constant time, so the answer time does not tell which one (or which bytes) matched.
-fn find_consumer<'a>(consumers: &'a [Consumer], credential: &[u8]) -> Option<&'a Consumer> {
-    let mut found = None;
-    for consumer in consumers {
-        if constant_time_eq(consumer.credential.as_bytes(), credential) && found.is_none() {
-            found = Some(consumer);
-        }
-    }
-    found
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
-}
-
 /// Semantic checks of a (global or rule) config; errors name the field.
 pub fn validate(config: &Config) -> Result<(), String> {
-    if needs_consumers(config) && config.consumers.is_empty() {
-        return Err("consumers: must not be empty when global_auth is true or allow is set".into());
-    }
-    for (i, consumer) in config.consumers.iter().enumerate() {
-        if consumer.name.is_empty() {
-            return Err(format!("consumers[{i}].name: must not be empty"));
+    auth::validate(&config.consumers, config.global_auth, config.allow.as_deref(), |credential| {
+        if credential.split_once(':').is_none_or(|(user, _)| user.is_empty()) {
+            Err("expected `user:password` with a non-empty user")
+        } else {
+            Ok(())
         }
-        if consumer.credential.split_once(':').is_none_or(|(user, _)| user.is_empty()) {
-            return Err(format!("consumers[{i}].credential: expected `user:password` with a non-empty user"));
-        }
-        let earlier = config.consumers.get(..i).unwrap_or_default();
-        if let Some(j) = earlier.iter().position(|c| c.name == consumer.name) {
-            return Err(format!(
-                "consumers[{i}].name: duplicate consumer name `{}` (as consumers[{j}])",
-                consumer.name
-            ));
-        }
-        if let Some(j) = earlier.iter().position(|c| c.credential == consumer.credential) {
-            return Err(format!("consumers[{i}].credential: same credential as consumers[{j}]"));
-        }
-    }
-    if let Some(allow) = &config.allow {
-        if allow.is_empty() {
-            return Err("allow: must not be empty".into());
-        }
-        for (i, name) in allow.iter().enumerate() {
-            if !config.consumers.iter().any(|c| c.name == *name) {
-                return Err(format!("allow[{i}]: unknown consumer `{name}`"));
-            }
-        }
-    }
-    Ok(())
+    })
 }
 
 #[derive(Default)]
@@ -171,24 +124,8 @@ impl HttpPlugin for BasicAuth {
             return Action::Continue;
         }
         let authorization = ctx.request_header("authorization");
-        match check(config, has_rules, authorization.as_deref()) {
-            Outcome::Pass => Action::Continue,
-            Outcome::Authenticated(name) => {
-                log::debug!("basic-auth: consumer `{name}` authenticated");
-                // Replace, so a client cannot smuggle in a consumer name of its own.
-                ctx.set_request_header(CONSUMER_HEADER, name);
-                Action::Continue
-            }
-            Outcome::Denied(denial) => {
-                log::debug!("basic-auth: {} {}", denial.status(), denial.body());
-                let mut headers = vec![("content-type", "text/plain")];
-                if denial.status() == 401 {
-                    headers.push(("www-authenticate", CHALLENGE));
-                }
-                ctx.send_response(denial.status(), &headers, denial.body());
-                Action::Pause
-            }
-        }
+        let outcome = check(config, has_rules, authorization.as_deref());
+        auth::respond(ctx, "basic-auth", CHALLENGE, outcome)
     }
 }
 
@@ -286,14 +223,6 @@ mod tests {
         assert_eq!(Denial::InvalidCredentials.status(), 401);
         assert_eq!(Denial::UnauthorizedConsumer.status(), 403);
         assert!(Denial::InvalidCredentials.body().ends_with("Invalid username and/or password."));
-    }
-
-    #[test]
-    fn constant_time_comparison() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"ab"));
-        assert!(constant_time_eq(b"", b""));
     }
 
     fn refusal(json: &str) -> String {

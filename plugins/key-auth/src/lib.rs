@@ -5,12 +5,12 @@
 
 mod config;
 
+use wasmplug_auth_consumers::{self as auth, Rejection};
 use wasmplug_sdk::prelude::*;
 
 pub use config::{Config, Consumer};
+pub use wasmplug_auth_consumers::CONSUMER_HEADER;
 
-/// The request header naming the authenticated consumer (Higress's name).
-pub const CONSUMER_HEADER: &str = "X-Mse-Consumer";
 /// The challenge sent with every 401.
 pub const CHALLENGE: &str = "Key realm=MSE Gateway";
 
@@ -27,15 +27,15 @@ pub enum Denial {
     UnauthorizedConsumer,
 }
 
-impl Denial {
-    pub fn status(self) -> u16 {
+impl Rejection for Denial {
+    fn status(self) -> u16 {
         match self {
             Denial::NoKey | Denial::MultipleKeys | Denial::InvalidKey => 401,
             Denial::UnauthorizedConsumer => 403,
         }
     }
 
-    pub fn body(self) -> &'static str {
+    fn body(self) -> &'static str {
         match self {
             Denial::NoKey => "Request denied by Key Auth check. No API key found in request.",
             Denial::MultipleKeys => "Request denied by Key Auth check. Multiple API keys found in request.",
@@ -45,29 +45,32 @@ impl Denial {
     }
 }
 
-/// The decision for one request.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Outcome<'a> {
-    /// Authentication is not required here: forward untouched.
-    Pass,
-    /// Forward with `X-Mse-Consumer: <name>`.
-    Authenticated(&'a str),
-    Denied(Denial),
-}
-
-/// Whether requests under this config must authenticate, as in Higress: when `global_auth`
-/// is true, when the config has `allow`, or when `global_auth` is unset and the plugin
-/// configuration has no `_rules_` at all (`has_rules` is [`HttpContext::has_rules`]).
-pub fn requires_auth(config: &Config, has_rules: bool) -> bool {
-    match config.global_auth {
-        Some(global_auth) => global_auth || config.allow.is_some(),
-        None => config.allow.is_some() || !has_rules,
+impl From<auth::AuthError> for Denial {
+    fn from(error: auth::AuthError) -> Self {
+        match error {
+            auth::AuthError::InvalidCredential => Denial::InvalidKey,
+            auth::AuthError::UnauthorizedConsumer => Denial::UnauthorizedConsumer,
+        }
     }
 }
 
-/// Whether `consumers` must be non-empty, whatever the rules (`global_auth` true or `allow` set).
-fn needs_consumers(config: &Config) -> bool {
-    config.global_auth == Some(true) || config.allow.is_some()
+/// The decision for one request.
+pub type Outcome<'a> = auth::Outcome<'a, Denial>;
+
+impl auth::Consumer for Consumer {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn credential(&self) -> &str {
+        &self.credential
+    }
+}
+
+/// Whether requests under this config must authenticate (see [`auth::requires_auth`]);
+/// `has_rules` is [`HttpContext::has_rules`].
+pub fn requires_auth(config: &Config, has_rules: bool) -> bool {
+    auth::requires_auth(config.global_auth, config.allow.is_some(), has_rules)
 }
 
 /// Decides a request from its headers and `:path` (with the query string); `has_rules` tells
@@ -82,15 +85,10 @@ pub fn check<'a>(config: &'a Config, has_rules: bool, headers: &[(String, String
         [key] => key,
         _ => return Outcome::Denied(Denial::MultipleKeys),
     };
-    let Some(consumer) = find_consumer(&config.consumers, key) else {
-        return Outcome::Denied(Denial::InvalidKey);
-    };
-    if let Some(allow) = &config.allow
-        && !allow.contains(&consumer.name)
-    {
-        return Outcome::Denied(Denial::UnauthorizedConsumer);
+    match auth::authenticate(&config.consumers, config.allow.as_deref(), key.as_bytes()) {
+        Ok(name) => Outcome::Authenticated(name),
+        Err(error) => Outcome::Denied(error.into()),
     }
-    Outcome::Authenticated(&consumer.name)
 }
 
 /// The distinct non-empty API keys the request presents where the config looks for them.
@@ -146,26 +144,6 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The consumer whose key is `key`. Every consumer is compared, each in constant time, so
-/// the answer time does not tell which one (or which bytes) matched.
-fn find_consumer<'a>(consumers: &'a [Consumer], key: &str) -> Option<&'a Consumer> {
-    let mut found = None;
-    for consumer in consumers {
-        if constant_time_eq(consumer.credential.as_bytes(), key.as_bytes()) && found.is_none() {
-            found = Some(consumer);
-        }
-    }
-    found
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
-}
-
 /// Semantic checks of a (global or rule) config; errors name the field.
 pub fn validate(config: &Config) -> Result<(), String> {
     if config.keys.is_empty() {
@@ -177,38 +155,9 @@ pub fn validate(config: &Config) -> Result<(), String> {
     if !config.in_header && !config.in_query {
         return Err("in_header: at least one of in_header and in_query must be true".into());
     }
-    if needs_consumers(config) && config.consumers.is_empty() {
-        return Err("consumers: must not be empty when global_auth is true or allow is set".into());
-    }
-    for (i, consumer) in config.consumers.iter().enumerate() {
-        if consumer.name.is_empty() {
-            return Err(format!("consumers[{i}].name: must not be empty"));
-        }
-        if consumer.credential.is_empty() {
-            return Err(format!("consumers[{i}].credential: must not be empty"));
-        }
-        let earlier = config.consumers.get(..i).unwrap_or_default();
-        if let Some(j) = earlier.iter().position(|c| c.name == consumer.name) {
-            return Err(format!(
-                "consumers[{i}].name: duplicate consumer name `{}` (as consumers[{j}])",
-                consumer.name
-            ));
-        }
-        if let Some(j) = earlier.iter().position(|c| c.credential == consumer.credential) {
-            return Err(format!("consumers[{i}].credential: same credential as consumers[{j}]"));
-        }
-    }
-    if let Some(allow) = &config.allow {
-        if allow.is_empty() {
-            return Err("allow: must not be empty".into());
-        }
-        for (i, name) in allow.iter().enumerate() {
-            if !config.consumers.iter().any(|c| c.name == *name) {
-                return Err(format!("allow[{i}]: unknown consumer `{name}`"));
-            }
-        }
-    }
-    Ok(())
+    auth::validate(&config.consumers, config.global_auth, config.allow.as_deref(), |credential| {
+        if credential.is_empty() { Err("must not be empty") } else { Ok(()) }
+    })
 }
 
 #[derive(Default)]
@@ -228,24 +177,8 @@ impl HttpPlugin for KeyAuth {
         }
         let headers = if config.in_header { ctx.request_headers() } else { Vec::new() };
         let path = if config.in_query { ctx.path() } else { "" };
-        match check(config, has_rules, &headers, path) {
-            Outcome::Pass => Action::Continue,
-            Outcome::Authenticated(name) => {
-                log::debug!("key-auth: consumer `{name}` authenticated");
-                // Replace, so a client cannot smuggle in a consumer name of its own.
-                ctx.set_request_header(CONSUMER_HEADER, name);
-                Action::Continue
-            }
-            Outcome::Denied(denial) => {
-                log::debug!("key-auth: {} {}", denial.status(), denial.body());
-                let mut response_headers = vec![("content-type", "text/plain")];
-                if denial.status() == 401 {
-                    response_headers.push(("www-authenticate", CHALLENGE));
-                }
-                ctx.send_response(denial.status(), &response_headers, denial.body());
-                Action::Pause
-            }
-        }
+        let outcome = check(config, has_rules, &headers, path);
+        auth::respond(ctx, "key-auth", CHALLENGE, outcome)
     }
 }
 
