@@ -1,0 +1,3 @@
+//! `wasmplug`: build, push, pull, inspect and validate plugin images (in progress).
+
+fn main() {}
