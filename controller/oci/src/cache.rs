@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::metadata::PluginMetadata;
-use crate::pull::{MetadataSource, pull};
+use crate::pull::{MetadataSource, fetch_image_manifest, pull_layers};
 use crate::reference::{Digest, ImageRef};
 use crate::registry::{Progress, Registry};
 
@@ -174,7 +174,14 @@ impl Cache {
         expected: Option<&Digest>,
         progress: Progress<'_>,
     ) -> Result<CachedModule> {
-        let pulled = pull(&self.registry, image, expected, progress).await?;
+        let (manifest_digest, manifest) = fetch_image_manifest(&self.registry, image, expected).await?;
+        if let Some(hit) = self.load(&self.manifest_record(&manifest_digest)) {
+            // Same manifest as cached (Always on an unchanged tag): remember the tag, download nothing.
+            let json = serde_json::to_vec_pretty(&hit).map_err(|e| Error::bad(image.to_string(), e.to_string()))?;
+            write_atomic(&self.root.join("tmp"), &self.ref_record(image), &json)?;
+            return Ok(hit);
+        }
+        let pulled = pull_layers(&self.registry, image, manifest_digest, manifest, progress).await?;
         let record = CachedModule {
             reference: image.to_string(),
             manifest_digest: pulled.manifest_digest.to_string(),

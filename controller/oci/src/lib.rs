@@ -31,7 +31,7 @@ pub use error::{Error, Result};
 pub use layout::Format;
 pub use media::Limits;
 pub use metadata::PluginMetadata;
-pub use pull::{MetadataSource, PulledImage, pull};
+pub use pull::{MetadataSource, PulledImage, fetch_image_manifest, pull, pull_layers};
 pub use push::{BuiltImage, PluginPackage, PushFormat, build_image, push};
 pub use reference::{Digest, ImageRef};
 pub use registry::{Registry, RegistryConfig, RetryPolicy};

@@ -80,8 +80,19 @@ pub async fn pull(
     expected: Option<&Digest>,
     progress: Progress<'_>,
 ) -> Result<PulledImage> {
-    let name = image.to_string();
     let (manifest_digest, manifest) = fetch_image_manifest(registry, image, expected).await?;
+    pull_layers(registry, image, manifest_digest, manifest, progress).await
+}
+
+/// The rest of a pull, once the manifest is known: the module and metadata layers.
+pub async fn pull_layers(
+    registry: &Registry,
+    image: &ImageRef,
+    manifest_digest: Digest,
+    manifest: Manifest,
+    progress: Progress<'_>,
+) -> Result<PulledImage> {
+    let name = image.to_string();
     let limits = *registry.limits();
     let plan: Plan = classify(&name, &manifest, &limits)?;
     let layer_name = |i: usize, d: &Descriptor| match d.title() {

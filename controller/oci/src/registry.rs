@@ -197,7 +197,8 @@ impl Registry {
             source = s.source();
         }
         let lower = chain.to_ascii_lowercase();
-        if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+        let tls_markers = ["certificate", "tls", "handshake", "corrupt message", "invalidcontenttype"];
+        if tls_markers.iter().any(|m| lower.contains(m)) {
             let hint = if self.is_insecure(image) {
                 ""
             } else {

@@ -1,5 +1,7 @@
 //! Push/pull round trips against a real registry, for every layout, by tag and by digest.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::type_complexity)]
+
 mod support;
 
 use support::images::*;

@@ -95,7 +95,12 @@ fn handle(
     match policy(&method, &path, n) {
         Action::Forward | Action::Truncate => {}
         Action::Status(code) => {
-            let body = r#"{"errors":[{"code":"UNKNOWN","message":"injected"}]}"#;
+            let code_name = match code {
+                401 => "UNAUTHORIZED",
+                403 => "DENIED",
+                _ => "UNKNOWN",
+            };
+            let body = format!(r#"{{"errors":[{{"code":"{code_name}","message":"injected"}}]}}"#);
             write!(
                 client,
                 "HTTP/1.1 {code} Injected\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
