@@ -187,6 +187,24 @@ impl Envoy {
         }
     }
 
+    /// The Envoy process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// CPU time (user + system) the Envoy process has used so far, from `/proc/<pid>/stat`.
+    pub fn cpu_time(&self) -> Result<Duration, String> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))
+            .map_err(|e| format!("cannot read Envoy's /proc stat: {e}"))?;
+        // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+        let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();
+        let fields: Vec<&str> = after_name.split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+        // USER_HZ, the unit of /proc accounting, is 100 on Linux.
+        let total = ticks(11) + ticks(12);
+        Ok(Duration::from_millis(total * 10))
+    }
+
     /// The HTTP listener's port on 127.0.0.1.
     pub fn http_port(&self) -> u16 {
         self.http_port

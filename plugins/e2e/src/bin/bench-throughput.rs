@@ -5,6 +5,10 @@
 //! forwards to an upstream, a second Envoy answering directly, pinned to CPU 1 with wrk).
 //! Rounds interleave the variants and the median of each is reported, with ratios.
 //!
+//! Two measures per run: wrk's requests per second (wall clock, sensitive to anything else the
+//! machine runs) and Envoy's capacity, requests per second of CPU time that the Envoy process
+//! itself used (from /proc), which is robust against other load on the machine.
+//!
 //! Usage: `bench-throughput direct|proxied [seconds per run] [rounds]` (defaults 10 and 3).
 //! Needs `wrk` and `taskset`.
 
@@ -48,19 +52,37 @@ fn main() -> Result<(), String> {
             filter: Some(WasmFilter::new("hello-world", wasm::try_plugin_module("hello-world")?).configuration("{}")),
         },
     ];
-    let mut results: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
+    let mut wall: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
+    let mut capacity: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
     for round in 0..rounds {
         for (i, v) in variants.iter().enumerate() {
-            let rps = run(v, seconds, upstream_port)?;
-            eprintln!("round {}: {:<22} {rps:>10.0} req/s", round + 1, v.name);
-            results[i].push(rps);
+            let m = run(v, seconds, upstream_port)?;
+            eprintln!(
+                "round {}: {:<22} {:>8.0} req/s  {:>8.0} req per Envoy CPU-second",
+                round + 1,
+                v.name,
+                m.rps,
+                m.capacity
+            );
+            wall[i].push(m.rps);
+            capacity[i].push(m.capacity);
         }
     }
-    let medians: Vec<f64> = results.iter_mut().map(|r| median(r)).collect();
-    println!("| variant | median req/s | vs no filter | vs raw |");
-    println!("|---|---:|---:|---:|");
-    for (v, m) in variants.iter().zip(&medians) {
-        println!("| {} | {:.0} | {:.3} | {:.3} |", v.name, m, m / medians[0], m / medians[1]);
+    let wall: Vec<f64> = wall.iter_mut().map(|r| median(r)).collect();
+    let capacity: Vec<f64> = capacity.iter_mut().map(|r| median(r)).collect();
+    println!("| variant | req per Envoy CPU-second | vs no filter | vs raw | wrk req/s | vs no filter | vs raw |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for (i, v) in variants.iter().enumerate() {
+        println!(
+            "| {} | {:.0} | {:.3} | {:.3} | {:.0} | {:.3} | {:.3} |",
+            v.name,
+            capacity[i],
+            capacity[i] / capacity[0],
+            capacity[i] / capacity[1],
+            wall[i],
+            wall[i] / wall[0],
+            wall[i] / wall[1]
+        );
     }
     println!();
     let setup = if proxied { "proxied to an upstream Envoy on CPU 1" } else { "direct_response" };
@@ -70,7 +92,14 @@ fn main() -> Result<(), String> {
     Ok(())
 }
 
-fn run(variant: &Variant, seconds: u32, upstream_port: Option<u16>) -> Result<f64, String> {
+struct Measure {
+    /// Requests per second of wall-clock time, as wrk saw them.
+    rps: f64,
+    /// Requests per second of CPU time used by the Envoy process.
+    capacity: f64,
+}
+
+fn run(variant: &Variant, seconds: u32, upstream_port: Option<u16>) -> Result<Measure, String> {
     let mut config = match upstream_port {
         Some(port) => EnvoyConfig::proxy_to(port),
         None => EnvoyConfig::new()
@@ -86,10 +115,17 @@ fn run(variant: &Variant, seconds: u32, upstream_port: Option<u16>) -> Result<f6
     let url = format!("http://127.0.0.1:{}/", envoy.http_port());
     // Warm up the VM and connections before measuring.
     wrk(&url, 1)?;
-    wrk(&url, seconds)
+    let cpu_before = envoy.cpu_time()?;
+    let (rps, requests) = wrk(&url, seconds)?;
+    let cpu = envoy.cpu_time()?.saturating_sub(cpu_before).as_secs_f64();
+    if cpu <= 0.0 {
+        return Err("Envoy used no measurable CPU time".into());
+    }
+    Ok(Measure { rps, capacity: requests / cpu })
 }
 
-fn wrk(url: &str, seconds: u32) -> Result<f64, String> {
+/// Requests per second and the number of requests completed.
+fn wrk(url: &str, seconds: u32) -> Result<(f64, f64), String> {
     let out = Command::new("taskset")
         .args(["-c", "1", "wrk", "-t1", "-c16", &format!("-d{seconds}s"), url])
         .output()
@@ -98,10 +134,19 @@ fn wrk(url: &str, seconds: u32) -> Result<f64, String> {
     if text.contains("Non-2xx") {
         return Err(format!("wrk saw errors:\n{text}"));
     }
-    text.lines()
+    let rps = text
+        .lines()
         .find_map(|l| l.strip_prefix("Requests/sec:"))
         .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| format!("no Requests/sec in wrk output:\n{text}"))
+        .ok_or_else(|| format!("no Requests/sec in wrk output:\n{text}"))?;
+    // "  123456 requests in 10.00s, ..."
+    let requests = text
+        .lines()
+        .find(|l| l.contains(" requests in "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| format!("no request count in wrk output:\n{text}"))?;
+    Ok((rps, requests))
 }
 
 fn median(values: &mut [f64]) -> f64 {
