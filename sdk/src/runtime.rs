@@ -191,6 +191,13 @@ impl<P: HttpPlugin> Inner<P> {
     }
 
     fn on_body(&mut self, direction: Direction, size: usize, end_of_stream: bool) -> Action {
+        // The common case: nobody reads this body and nothing holds the stream.
+        if self.ctx.body_state(direction).mode == BodyMode::Ignore
+            && self.ctx.paused.is_none()
+            && !self.ctx.local_response_sent
+        {
+            return Action::Continue;
+        }
         let Some(config) = self.config.clone() else {
             return Action::Continue;
         };
