@@ -18,7 +18,10 @@ type L = Linker<HostState>;
 fn headers_of(caller: &mut Ctx<'_>, map_type: i32) -> Result<Pairs, Fail> {
     let state = caller.data_mut();
     if map_type == map::HTTP_CALL_RESPONSE_HEADERS || map_type == map::HTTP_CALL_RESPONSE_TRAILERS {
-        let response = state.call_response.as_ref().ok_or(Fail::Status(status::NOT_FOUND))?;
+        // Envoy answers an absent map (no response: timeout, reset) with an empty one.
+        let Some(response) = state.call_response.as_ref() else {
+            return Ok(Vec::new());
+        };
         return Ok(if map_type == map::HTTP_CALL_RESPONSE_HEADERS {
             let mut pairs = vec![(":status".to_string(), response.status.to_string())];
             pairs.extend(response.headers.iter().cloned());
@@ -91,7 +94,11 @@ fn set_buffer_bytes(mut caller: Ctx<'_>, kind: i32, start: i32, size: i32, ptr: 
 }
 
 fn get_map_pairs(mut caller: Ctx<'_>, map_type: i32, ptr_ptr: i32, size_ptr: i32) -> HostResult {
-    let pairs = headers_of(&mut caller, map_type)?;
+    // As in Envoy, a map that does not exist in this context reads as empty.
+    let pairs = match headers_of(&mut caller, map_type) {
+        Err(Fail::Status(_)) => Vec::new(),
+        other => other?,
+    };
     copy_out(&mut caller, &abi::encode_pairs(&pairs), ptr_ptr, size_ptr)
 }
 

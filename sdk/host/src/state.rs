@@ -124,6 +124,7 @@ pub struct HostState {
     pub last_critical: Option<String>,
     pub tick_period: Option<Duration>,
     pub clock_offset: Duration,
+    pub frozen_clock: Option<SystemTime>,
     pub shared: Shared,
     pub metrics: Vec<Metric>,
     pub callouts: Box<dyn CalloutHandler>,
@@ -143,8 +144,9 @@ pub struct HostState {
 }
 
 impl HostState {
+    /// The plugin's clock: real time, until the harness takes it over with `Vm::advance`.
     pub fn now(&self) -> SystemTime {
-        SystemTime::now() + self.clock_offset
+        self.frozen_clock.unwrap_or_else(|| SystemTime::now() + self.clock_offset)
     }
 
     /// The stream the current call acts on.

@@ -320,6 +320,7 @@ impl Vm {
             last_critical: None,
             tick_period: None,
             clock_offset: Duration::ZERO,
+            frozen_clock: None,
             shared: plugin.inner.shared.clone(),
             metrics: Vec::new(),
             callouts,
@@ -563,23 +564,24 @@ impl Vm {
         self.deliver_all()
     }
 
-    /// Moves the plugin's clock forward by `by` and runs the ticks that fall due.
+    /// Moves the plugin's clock forward by `by` and runs the ticks that fall due, each at its
+    /// exact due time. From the first call on, the plugin's clock only moves with `advance`.
     pub fn advance(&mut self, by: Duration) -> std::result::Result<usize, Fault> {
-        let target = self.store.data().now() + by;
+        let start = self.store.data().now();
+        let target = start + by;
+        self.store.data_mut().frozen_clock = Some(start);
         let mut ran = 0;
         while let Some(period) = self.store.data().tick_period {
-            let due = *self.next_tick.get_or_insert_with(|| self.store.data().now() + period);
+            let due = *self.next_tick.get_or_insert(start + period);
             if due > target {
                 break;
             }
-            let now = self.store.data().now();
-            self.store.data_mut().clock_offset += due.duration_since(now).unwrap_or_default();
+            self.store.data_mut().frozen_clock = Some(due);
             self.next_tick = Some(due + period);
             self.tick()?;
             ran += 1;
         }
-        let now = self.store.data().now();
-        self.store.data_mut().clock_offset += target.duration_since(now).unwrap_or_default();
+        self.store.data_mut().frozen_clock = Some(target);
         Ok(ran)
     }
 
