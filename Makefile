@@ -38,7 +38,7 @@ lint:
 	$(CARGO) clippy --target wasm32-wasip1 $(WASM_PACKAGES) -p wasmplug-sdk --features wasmplug-sdk/redis -- -D warnings
 
 unit:
-	$(CARGO) test --workspace --exclude wasmplug-e2e
+	$(CARGO) test --workspace --exclude wasmplug-e2e --exclude wasmplug-host
 
 e2e: wasm
 	WASMPLUG_SKIP_WASM_BUILD=1 ENVOY_BIN=$(abspath $(ENVOY)) $(CARGO) test -p wasmplug-e2e
@@ -57,5 +57,14 @@ bench-throughput: wasm
 	WASMPLUG_SKIP_WASM_BUILD=1 $(CARGO) run -q --release -p wasmplug-e2e --bin bench-throughput -- direct 10 3 > plugins/bench/results/throughput-direct.md
 	WASMPLUG_SKIP_WASM_BUILD=1 $(CARGO) run -q --release -p wasmplug-e2e --bin bench-throughput -- proxied 10 3 > plugins/bench/results/throughput-proxied.md
 	cat plugins/bench/results/throughput-*.md
+
+# Image pulls: cold vs cache hit, single-flight GET counts. Own target dir: the workspace release
+# profile is tuned for small wasm modules (lto, opt-level z), not for a native benchmark.
+bench-oci: registry-tools
+	mkdir -p controller/oci/bench
+	CARGO_TARGET_DIR=target/bench-oci CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_OPT_LEVEL=3 \
+		CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_PANIC=unwind \
+		$(CARGO) run -q --release -p wasmplug-oci --example bench > controller/oci/bench/results.md
+	cat controller/oci/bench/results.md
 
 bench: bench-size bench-throughput
