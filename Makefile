@@ -9,7 +9,7 @@ PLUGINS := hello-world http-call request-block basic-auth key-auth custom-respon
 WASM_PACKAGES := $(addprefix -p ,$(PLUGINS)) -p raw-hello -p sdk-probe
 WASM_DIR := target/wasm32-wasip1/release
 
-.PHONY: tools envoy registry-tools wasm test lint unit e2e demo bench-size bench-throughput bench bench-oci clean-tools
+.PHONY: tools envoy registry-tools wasm test lint unit e2e host demo bench-size bench-throughput bench bench-oci clean-tools
 
 tools: envoy
 	rustup target add wasm32-wasip1 >/dev/null
@@ -43,8 +43,13 @@ unit:
 e2e: wasm
 	WASMPLUG_SKIP_WASM_BUILD=1 ENVOY_BIN=$(abspath $(ENVOY)) $(CARGO) test -p wasmplug-e2e
 
+# The local proxy-wasm host: plugins through the harness, hostile plugins, and the
+# differential conformance test against Envoy.
+host: wasm
+	WASMPLUG_SKIP_WASM_BUILD=1 ENVOY_BIN=$(abspath $(ENVOY)) $(CARGO) test -p wasmplug-host
+
 # Everything CI runs.
-test: tools registry-tools lint unit e2e
+test: tools registry-tools lint unit e2e host
 
 demo: wasm
 	WASMPLUG_SKIP_WASM_BUILD=1 ENVOY_BIN=$(abspath $(ENVOY)) $(CARGO) run -q -p wasmplug-e2e --bin demo -- $(DEMO_ARGS)

@@ -358,11 +358,12 @@ fn local_reply_headers(local: &LocalResponse) -> Pairs {
 /// while the request was processed, directly otherwise (or when the VM failed).
 fn local_reply(stream: &mut Stream<'_>, exchange: &mut Exchange) {
     let Some(local) = stream.local_response() else { return };
-    exchange.upstream_request = None;
     let headers = local_reply_headers(&local);
-    let through_filter =
-        exchange.response.status == 0 && stream.response_header_map().is_empty() && stream.fault().is_none();
-    if !through_filter {
+    let during_request = stream.response_header_map().is_empty();
+    if during_request {
+        exchange.upstream_request = None;
+    }
+    if !during_request || stream.fault().is_some() {
         exchange.response = to_downstream(&headers, local.body);
         return;
     }

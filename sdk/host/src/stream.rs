@@ -12,7 +12,7 @@
 
 use crate::abi::{Action, Pairs};
 use crate::callout::{CalloutReply, HttpCall, RedisCall, RedisReply};
-use crate::error::{Fault, Phase, Result};
+use crate::error::{Fault, FaultKind, Phase, Result};
 use crate::state::{Delivery, LocalResponse, StreamState};
 use crate::vm::{FailStrategy, ROOT_ID, Vm};
 
@@ -110,19 +110,22 @@ impl Stream<'_> {
         }
     }
 
-    /// Applies the fail strategy: FAIL_OPEN continues; otherwise Envoy's `wasm_fail_stream`
-    /// local reply (503, empty body).
+    /// Applies the fail strategy as Envoy 1.40 does: the request during which the VM fails
+    /// gets Envoy's `wasm_fail_stream` local reply (503, empty body) whatever the strategy;
+    /// once the VM has failed, FAIL_OPEN lets later requests through without the plugin and
+    /// FAIL_CLOSE answers them 503.
     fn failed(&mut self, fault: Fault) -> Action {
+        let earlier = fault.kind == FaultKind::VmFailed;
         self.fault.get_or_insert(fault);
         match self.vm.fail_strategy {
-            FailStrategy::FailOpen => {
+            FailStrategy::FailOpen if earlier => {
                 if let Some(state) = self.state_mut() {
                     state.continue_request = true;
                     state.continue_response = true;
                 }
                 Action::Continue
             }
-            FailStrategy::FailClose | FailStrategy::FailReload => {
+            _ => {
                 if let Some(state) = self.state_mut()
                     && state.local_response.is_none()
                 {
