@@ -9,7 +9,7 @@ PLUGINS := hello-world http-call request-block basic-auth key-auth custom-respon
 WASM_PACKAGES := $(addprefix -p ,$(PLUGINS)) -p raw-hello -p sdk-probe
 WASM_DIR := target/wasm32-wasip1/release
 
-.PHONY: tools envoy registry-tools wasm test lint unit e2e host demo bench-size bench-throughput bench bench-oci clean-tools
+.PHONY: tools envoy registry-tools wasm test lint unit e2e host bench-host demo bench-size bench-throughput bench bench-oci clean-tools
 
 tools: envoy
 	rustup target add wasm32-wasip1 >/dev/null
@@ -50,6 +50,16 @@ host: wasm
 
 # Everything CI runs.
 test: tools registry-tools lint unit e2e host
+
+# Host vs Envoy per-request cost and VM start time. Own target dir and profile overrides: the
+# workspace release profile is tuned for small wasm modules, not for the native host.
+bench-host: wasm
+	mkdir -p sdk/host/bench
+	WASMPLUG_SKIP_WASM_BUILD=1 ENVOY_BIN=$(abspath $(ENVOY)) CARGO_TARGET_DIR=target/bench-host \
+		CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_OPT_LEVEL=3 CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+		CARGO_PROFILE_RELEASE_PANIC=unwind CARGO_PROFILE_RELEASE_STRIP=false \
+		$(CARGO) bench -q -p wasmplug-host --bench host_vs_envoy > sdk/host/bench/results.md
+	cat sdk/host/bench/results.md
 
 demo: wasm
 	WASMPLUG_SKIP_WASM_BUILD=1 ENVOY_BIN=$(abspath $(ENVOY)) $(CARGO) run -q -p wasmplug-e2e --bin demo -- $(DEMO_ARGS)
