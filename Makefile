@@ -69,8 +69,8 @@ bench-size: wasm
 
 bench-throughput: wasm
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
-	WASMPLUG_SKIP_WASM_BUILD=1 $(CARGO) run -q --release -p wasmplug-e2e --bin bench-throughput -- direct 10 3 > plugins/bench/results/throughput-direct.md
-	WASMPLUG_SKIP_WASM_BUILD=1 $(CARGO) run -q --release -p wasmplug-e2e --bin bench-throughput -- proxied 10 3 > plugins/bench/results/throughput-proxied.md
+	WASMPLUG_SKIP_WASM_BUILD=1 $(CARGO) run -q --release -p wasmplug-e2e --bin bench-throughput -- direct 6 7 > plugins/bench/results/throughput-direct.md
+	WASMPLUG_SKIP_WASM_BUILD=1 $(CARGO) run -q --release -p wasmplug-e2e --bin bench-throughput -- proxied 6 7 > plugins/bench/results/throughput-proxied.md
 	cat plugins/bench/results/throughput-*.md
 
 # Image pulls: cold vs cache hit, single-flight GET counts. Own target dir: the workspace release
