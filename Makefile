@@ -6,7 +6,7 @@ CARGO ?= cargo
 VENV := .venv
 ENVOY := $(VENV)/bin/envoy
 PLUGINS := hello-world http-call request-block basic-auth key-auth custom-response transformer
-WASM_PACKAGES := $(addprefix -p ,$(PLUGINS)) -p raw-hello -p sdk-probe
+WASM_PACKAGES := $(addprefix -p ,$(PLUGINS)) -p raw-hello -p raw-headers -p sdk-probe
 WASM_DIR := target/wasm32-wasip1/release
 
 .PHONY: tools envoy registry-tools wasm test lint unit e2e host bench-host demo bench-size bench-throughput bench bench-oci clean-tools

@@ -194,6 +194,19 @@ fn cases() -> Vec<Case> {
         case("raw-hello", "raw-hello", "{}", vec![get("/path?q=1"), post("/post", "payload")]),
         case("raw-hello", "raw-hello", r#"{"mockEnable":true}"#, vec![get("/anything")]),
         case(
+            "raw-headers",
+            "raw-headers",
+            r#"{"addRequestHeaders":{"x-added":"1","x-replaced":"new"},"denyPathPrefix":"/admin",
+                "addResponseHeaders":{"x-served-by":"raw-headers"}}"#,
+            vec![
+                get("/api?q=1").header("x-replaced", "old"),
+                post("/upload", "payload"),
+                get("/admin/users"),
+                get("/broken"),
+            ],
+        ),
+        case("raw-headers", "raw-headers", "", vec![get("/admin"), post("/p", "b")]),
+        case(
             "request-block",
             "request-block",
             r#"{"block_urls":["swagger.html"],"block_headers":["evil"],"block_bodies":["DROP TABLE"],
