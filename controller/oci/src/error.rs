@@ -23,6 +23,9 @@ pub enum Error {
     #[error("{image}: {detail} (a concurrent request for the same image failed)")]
     Shared { image: String, detail: String },
 
+    #[error("{image}: refused by the redirect and token-realm policy: {detail}")]
+    Refused { image: String, detail: String },
+
     #[error("{image}: {what} is {size} bytes, over the limit of {limit} bytes")]
     TooLarge { image: String, what: String, size: u64, limit: u64 },
 

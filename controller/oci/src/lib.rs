@@ -17,6 +17,7 @@ pub mod archive;
 pub mod auth;
 pub mod cache;
 pub mod error;
+mod http;
 pub mod layout;
 pub mod media;
 pub mod metadata;

@@ -5,14 +5,13 @@ use std::future::Future;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::errors::{DigestError, OciDistributionError, OciErrorCode};
-use oci_client::manifest::OciDescriptor;
 use oci_client::secrets::RegistryAuth;
 
 use crate::auth::DockerConfig;
 use crate::error::{Error, Result};
+use crate::http::{Authz, Http, HttpError, Op};
 use crate::media::{ACCEPTED_MANIFESTS, Descriptor, Limits};
 use crate::reference::{Digest, ImageRef};
 
@@ -67,7 +66,7 @@ pub type Progress<'a> = Option<&'a (dyn Fn(u64, u64) + Send + Sync)>;
 /// A registry client. Cheap to clone; share one per process.
 #[derive(Clone)]
 pub struct Registry {
-    client: oci_client::Client,
+    http: std::sync::Arc<Http>,
     config: std::sync::Arc<RegistryConfig>,
 }
 
@@ -92,32 +91,35 @@ impl Registry {
                 return Err(Error::Certificate("not a PEM certificate".into()));
             }
         }
-        let client_config = ClientConfig {
-            protocol: ClientProtocol::HttpsExcept(config.insecure_registries.clone()),
-            extra_root_certificates: config
-                .ca_certificates_pem
-                .iter()
-                .map(|pem| Certificate { encoding: CertificateEncoding::Pem, data: pem.clone() })
-                .collect(),
-            connect_timeout: Some(config.connect_timeout),
-            read_timeout: Some(config.read_timeout),
-            use_monolithic_push: true,
-            user_agent: concat!("wasmplug/", env!("CARGO_PKG_VERSION")),
-            ..ClientConfig::default()
+        // Fail early on a bad CA or TLS setup; pushes build their oci-client from the same config.
+        make_oci_client(&config)?;
+        let http = Http::new(
+            config.insecure_registries.clone(),
+            &config.ca_certificates_pem,
+            config.docker_config.clone(),
+            config.connect_timeout,
+            config.read_timeout,
+        )
+        .map_err(Error::Certificate)?;
+        Ok(Registry { http: std::sync::Arc::new(http), config: std::sync::Arc::new(config) })
+    }
+
+    /// An oci-client for one push call, with credentials already settled here: a bearer token
+    /// fetched from a checked realm, so oci-client never contacts a realm itself.
+    async fn push_client(&self, image: &ImageRef) -> std::result::Result<oci_client::Client, Failure> {
+        let authz = self.http.authz(image, Op::Push).await.map_err(|e| self.classify_http(image, "auth", e))?;
+        let auth = match authz {
+            Authz::None => RegistryAuth::Anonymous,
+            Authz::Basic(u, p) => RegistryAuth::Basic(u, p),
+            Authz::Bearer(t) => RegistryAuth::Bearer(t),
         };
-        let client = oci_client::Client::try_from(client_config).map_err(|e| Error::Certificate(e.to_string()))?;
-        Ok(Registry { client, config: std::sync::Arc::new(config) })
+        let client = make_oci_client(&self.config).map_err(Failure::Fatal)?;
+        client.store_auth_if_needed(image.registry(), &auth).await;
+        Ok(client)
     }
 
     pub fn limits(&self) -> &Limits {
         &self.config.limits
-    }
-
-    fn auth(&self, image: &ImageRef) -> Result<RegistryAuth> {
-        match &self.config.docker_config {
-            Some(cfg) => cfg.auth_for(image.registry()),
-            None => Ok(RegistryAuth::Anonymous),
-        }
     }
 
     fn is_insecure(&self, image: &ImageRef) -> bool {
@@ -213,27 +215,60 @@ impl Registry {
         Failure::Transient(format!("{what}: {chain}"))
     }
 
+    /// Maps the pull path's HTTP errors like oci-client's: 401/403 and refusals are final,
+    /// 5xx/429/408 and transport failures are retried.
+    fn classify_http(&self, image: &ImageRef, what: &str, e: HttpError) -> Failure {
+        let img = image.to_string();
+        match e {
+            HttpError::Status { code, url, body } => match code {
+                401 | 403 => {
+                    Failure::Fatal(Error::Denied { image: img, status: code, detail: format!("{url}: {body}") })
+                }
+                404 => Failure::Fatal(Error::NotFound { image: img, detail: format!("{what}: {url}") }),
+                408 | 429 | 500..=599 => Failure::Transient(format!("{what}: HTTP {code} from {url}: {body}")),
+                _ => Failure::Fatal(Error::Registry {
+                    image: img,
+                    attempts: 1,
+                    detail: format!("{what}: HTTP {code} from {url}: {body}"),
+                }),
+            },
+            HttpError::Token { status, detail } => {
+                Failure::Fatal(Error::Denied { image: img, status: if status == 403 { 403 } else { 401 }, detail })
+            }
+            HttpError::Refused(detail) => {
+                Failure::Fatal(Error::Refused { image: img, detail: format!("{what}: {detail}") })
+            }
+            HttpError::TooLarge { size } => Failure::Fatal(Error::TooLarge {
+                image: img,
+                what: what.into(),
+                size,
+                limit: self.config.limits.max_manifest_bytes,
+            }),
+            HttpError::Transport(e) => self.classify_transport(image, what, &e),
+        }
+    }
+
     /// Fetches a manifest (or index) document. With a digest in the reference, the document's
-    /// own sha256 must equal it. Returns the bytes and their digest.
+    /// own sha256 must equal it. Returns the bytes and their digest. The body is read through a
+    /// bounded reader: a declared length over the limit is refused before any of it is read.
     pub async fn fetch_manifest(&self, image: &ImageRef) -> Result<(Bytes, Digest)> {
-        let auth = self.auth(image)?;
         let limit = self.config.limits.max_manifest_bytes;
-        let (body, _) = self
+        let reference = match image.digest() {
+            Some(d) => d.to_string(),
+            None => image.tag().unwrap_or("latest").to_string(),
+        };
+        let url = self.http.url(image, &format!("manifests/{reference}"));
+        let accept = ACCEPTED_MANIFESTS.join(", ");
+        let body = self
             .retry(image, || async {
-                self.client
-                    .pull_manifest_raw(image.oci(), &auth, ACCEPTED_MANIFESTS)
+                let resp = self
+                    .http
+                    .send(image, Op::Pull, reqwest::Method::GET, &url, Some(&accept))
                     .await
-                    .map_err(|e| self.classify(image, "manifest", e))
+                    .map_err(|e| self.classify_http(image, "manifest", e))?;
+                crate::http::read_bounded(resp, limit).await.map_err(|e| self.classify_http(image, "manifest", e))
             })
             .await?;
-        if body.len() as u64 > limit {
-            return Err(Error::TooLarge {
-                image: image.to_string(),
-                what: "manifest".into(),
-                size: body.len() as u64,
-                limit,
-            });
-        }
         let actual = Digest::of(&body);
         if let Some(expected) = image.digest()
             && *expected != actual
@@ -265,22 +300,15 @@ impl Registry {
         }
         let expected = Digest::parse(&desc.digest)
             .map_err(|_| Error::bad(image.to_string(), format!("{what}: unsupported digest `{}`", desc.digest)))?;
-        let auth = self.auth(image)?;
-        self.client.store_auth_if_needed(image.registry(), &auth).await;
-        let oci_desc = OciDescriptor {
-            media_type: desc.media_type.clone(),
-            digest: expected.to_string(),
-            size: desc.size,
-            ..OciDescriptor::default()
-        };
+        let url = self.http.url(image, &format!("blobs/{expected}"));
         let data = self
             .retry(image, || async {
-                let mut stream = self
-                    .client
-                    .pull_blob_stream(image.oci(), &oci_desc)
+                let mut resp = self
+                    .http
+                    .send(image, Op::Pull, reqwest::Method::GET, &url, None)
                     .await
-                    .map_err(|e| self.classify(image, what, e))?;
-                if let Some(len) = stream.content_length
+                    .map_err(|e| self.classify_http(image, what, e))?;
+                if let Some(len) = resp.content_length()
                     && len > size
                 {
                     return Err(Failure::Fatal(Error::bad(
@@ -289,16 +317,9 @@ impl Registry {
                     )));
                 }
                 let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-                while let Some(chunk) = stream.next().await {
-                    let chunk = chunk.map_err(|e| match e.get_ref().and_then(|i| i.downcast_ref::<DigestError>()) {
-                        Some(_) => Failure::Fatal(Error::DigestMismatch {
-                            image: image.to_string(),
-                            what: what.into(),
-                            expected: expected.to_string(),
-                            actual: "different content".into(),
-                        }),
-                        None => self.classify_transport(image, what, &e),
-                    })?;
+                while let Some(chunk) =
+                    resp.chunk().await.map_err(|e| self.classify_http(image, what, HttpError::from(e)))?
+                {
                     if (buf.len() + chunk.len()) as u64 > size {
                         return Err(Failure::Fatal(Error::bad(
                             image.to_string(),
@@ -334,12 +355,11 @@ impl Registry {
     /// Uploads a blob unless the repository has it already. Returns its digest.
     pub async fn push_blob(&self, image: &ImageRef, data: Bytes, what: &str) -> Result<Digest> {
         let digest = Digest::of(&data);
-        let auth = self.auth(image)?;
-        self.client.store_auth_if_needed(image.registry(), &auth).await;
         self.retry(image, || async {
-            let exists = self.client.blob_exists(image.oci(), digest.as_str()).await.unwrap_or(false);
+            let client = self.push_client(image).await?;
+            let exists = client.blob_exists(image.oci(), digest.as_str()).await.unwrap_or(false);
             if !exists {
-                self.client
+                client
                     .push_blob(image.oci(), data.clone(), digest.as_str())
                     .await
                     .map_err(|e| self.classify(image, what, e))?;
@@ -353,12 +373,11 @@ impl Registry {
     /// Uploads a manifest document as is, under the reference's tag (or digest).
     pub async fn push_manifest(&self, image: &ImageRef, body: Bytes, media_type: &str) -> Result<Digest> {
         let digest = Digest::of(&body);
-        let auth = self.auth(image)?;
-        self.client.store_auth_if_needed(image.registry(), &auth).await;
         let content_type = http::HeaderValue::from_str(media_type)
             .map_err(|_| Error::bad(image.to_string(), format!("invalid media type `{media_type}`")))?;
         self.retry(image, || async {
-            self.client
+            let client = self.push_client(image).await?;
+            client
                 .push_manifest_raw(image.oci(), body.clone(), content_type.clone())
                 .await
                 .map_err(|e| self.classify(image, "manifest upload", e))
@@ -366,4 +385,22 @@ impl Registry {
         .await?;
         Ok(digest)
     }
+}
+
+/// The oci-client used for pushes (pulls go through [`Http`]).
+fn make_oci_client(config: &RegistryConfig) -> Result<oci_client::Client> {
+    let client_config = ClientConfig {
+        protocol: ClientProtocol::HttpsExcept(config.insecure_registries.clone()),
+        extra_root_certificates: config
+            .ca_certificates_pem
+            .iter()
+            .map(|pem| Certificate { encoding: CertificateEncoding::Pem, data: pem.clone() })
+            .collect(),
+        connect_timeout: Some(config.connect_timeout),
+        read_timeout: Some(config.read_timeout),
+        use_monolithic_push: true,
+        user_agent: concat!("wasmplug/", env!("CARGO_PKG_VERSION")),
+        ..ClientConfig::default()
+    };
+    oci_client::Client::try_from(client_config).map_err(|e| Error::Certificate(e.to_string()))
 }

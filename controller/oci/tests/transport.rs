@@ -224,3 +224,43 @@ async fn cache_single_flight_policies_and_atomic_files() {
         Err(Error::DigestMismatch { .. })
     ));
 }
+
+#[tokio::test]
+async fn a_huge_manifest_is_refused_before_its_body_is_read() {
+    let r = TestRegistry::start(Options::default());
+    let proxy = Proxy::start(&r.host);
+    let reg = Registry::new(config(&[&proxy.host])).unwrap();
+    let (img, _, _) = seed(&reg, &proxy.host, PushFormat::Cncf).await;
+    let limit = wasmplug_oci::Limits::default().max_manifest_bytes;
+
+    // Declared as 1 GiB: refused on the headers, once (not retried), with hardly a byte read.
+    proxy.clear();
+    proxy.set_policy(|m, p, _| {
+        if m == "GET" && p.contains("/manifests/") { Action::Endless { chunked: false } } else { Action::Forward }
+    });
+    let started = Instant::now();
+    let err = pull(&reg, &img, None, None).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::TooLarge { what, size, limit: l, .. } if what == "manifest" && *size == 1 << 30 && *l == limit),
+        "{err}"
+    );
+    assert!(err.to_string().contains("plugins/hello:1.0.0"), "{err}");
+    assert_eq!(proxy.count("GET", "/manifests/"), 1);
+    std::thread::sleep(Duration::from_millis(200));
+    let sent = proxy.sent.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(sent < limit, "{sent} body bytes went out before the refusal");
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // No length (chunked): the bounded reader stops just past the limit.
+    proxy.clear();
+    proxy.sent.store(0, std::sync::atomic::Ordering::SeqCst);
+    proxy.set_policy(|m, p, _| {
+        if m == "GET" && p.contains("/manifests/") { Action::Endless { chunked: true } } else { Action::Forward }
+    });
+    let err = pull(&reg, &img, None, None).await.unwrap_err();
+    assert!(matches!(&err, Error::TooLarge { what, size, .. } if what == "manifest" && *size > limit), "{err}");
+    assert_eq!(proxy.count("GET", "/manifests/"), 1);
+    std::thread::sleep(Duration::from_millis(200));
+    let sent = proxy.sent.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(sent < limit + (16 << 20), "{sent} body bytes went out before the refusal");
+}

@@ -3,6 +3,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,6 +15,15 @@ pub enum Action {
     Stall,
     /// Forward the headers and only half of the body, then close.
     Truncate,
+    /// Answer 200 with an endless manifest body (declared as 1 GiB, or chunked without a length),
+    /// counting in `Proxy::sent` the body bytes the client accepted.
+    Endless {
+        chunked: bool,
+    },
+    /// Answer with a redirect to this URL.
+    Redirect(&'static str),
+    /// Answer 401 with this `WWW-Authenticate` challenge.
+    Challenge(&'static str),
 }
 
 pub type Policy = Arc<dyn Fn(&str, &str, usize) -> Action + Send + Sync>;
@@ -21,6 +31,8 @@ pub type Policy = Arc<dyn Fn(&str, &str, usize) -> Action + Send + Sync>;
 pub struct Proxy {
     pub host: String,
     pub requests: Arc<Mutex<Vec<(String, String)>>>,
+    /// Body bytes written to clients by `Action::Endless`.
+    pub sent: Arc<AtomicU64>,
     policy: Arc<Mutex<Policy>>,
 }
 
@@ -30,17 +42,18 @@ impl Proxy {
         let host = listener.local_addr().unwrap().to_string();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let policy: Arc<Mutex<Policy>> = Arc::new(Mutex::new(Arc::new(|_: &str, _: &str, _| Action::Forward)));
-        let (reqs, pol, up) = (requests.clone(), policy.clone(), upstream.to_string());
+        let sent = Arc::new(AtomicU64::new(0));
+        let (reqs, pol, up, snt) = (requests.clone(), policy.clone(), upstream.to_string(), sent.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { continue };
-                let (reqs, pol, up) = (reqs.clone(), pol.clone(), up.clone());
+                let (reqs, pol, up, snt) = (reqs.clone(), pol.clone(), up.clone(), snt.clone());
                 std::thread::spawn(move || {
-                    let _ = handle(conn, &up, &reqs, &pol);
+                    let _ = handle(conn, &up, &reqs, &pol, &snt);
                 });
             }
         });
-        Proxy { host, requests, policy }
+        Proxy { host, requests, sent, policy }
     }
 
     pub fn set_policy(&self, p: impl Fn(&str, &str, usize) -> Action + Send + Sync + 'static) {
@@ -61,6 +74,7 @@ fn handle(
     upstream: &str,
     reqs: &Mutex<Vec<(String, String)>>,
     pol: &Mutex<Policy>,
+    sent: &AtomicU64,
 ) -> std::io::Result<()> {
     client.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut reader = BufReader::new(client.try_clone()?);
@@ -104,6 +118,42 @@ fn handle(
             write!(
                 client,
                 "HTTP/1.1 {code} Injected\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )?;
+            return Ok(());
+        }
+        Action::Endless { chunked } => {
+            let framing = if chunked { "Transfer-Encoding: chunked" } else { "Content-Length: 1073741824" };
+            write!(
+                client,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\n{framing}\r\nConnection: close\r\n\r\n"
+            )?;
+            let block = vec![b' '; 64 << 10];
+            client.set_write_timeout(Some(Duration::from_secs(5)))?;
+            for _ in 0..(1 << 14) {
+                if chunked {
+                    write!(client, "{:x}\r\n", block.len())?;
+                }
+                client.write_all(&block)?;
+                if chunked {
+                    client.write_all(b"\r\n")?;
+                }
+                sent.fetch_add(block.len() as u64, Ordering::SeqCst);
+            }
+            return Ok(());
+        }
+        Action::Redirect(to) => {
+            write!(
+                client,
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )?;
+            return Ok(());
+        }
+        Action::Challenge(c) => {
+            let body = r#"{"errors":[{"code":"UNAUTHORIZED","message":"injected"}]}"#;
+            write!(
+                client,
+                "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: {c}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
             )?;
             return Ok(());
