@@ -264,3 +264,81 @@ async fn a_huge_manifest_is_refused_before_its_body_is_read() {
     let sent = proxy.sent.load(std::sync::atomic::Ordering::SeqCst);
     assert!(sent < limit + (16 << 20), "{sent} body bytes went out before the refusal");
 }
+
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
+
+#[tokio::test]
+async fn redirects_and_token_realms_cannot_lead_elsewhere() {
+    let r = TestRegistry::start(Options::default());
+    let proxy = Proxy::start(&r.host);
+    // Where a hostile redirect would send us on this machine: counted, so we see nothing arrives.
+    let elsewhere = Proxy::start(&r.host);
+    let reg = Registry::new(config(&[&proxy.host])).unwrap();
+    let (img, _, wasm) = seed(&reg, &proxy.host, PushFormat::Cncf).await;
+    let refused = |err: &Error, what: &str| {
+        assert!(matches!(err, Error::Refused { .. }), "{err}");
+        let text = err.to_string();
+        assert!(text.contains("plugins/hello:1.0.0") && text.contains(what), "`{text}` should mention {what}");
+    };
+
+    // A same-origin redirect is followed.
+    proxy.clear();
+    let same = leak(format!("http://{}/v2/plugins/hello/manifests/1.0.0", proxy.host));
+    proxy.set_policy(move |m, p, n| {
+        if m == "GET" && p.contains("/manifests/") && n == 1 { Action::Redirect(same) } else { Action::Forward }
+    });
+    assert_eq!(pull(&reg, &img, None, None).await.unwrap().module, wasm);
+
+    // The manifest redirected to the cloud metadata address: refused at once, not retried.
+    for target in ["https://169.254.169.254/latest/meta-data/", "http://169.254.169.254/latest/meta-data/"] {
+        proxy.clear();
+        proxy.set_policy(move |m, p, _| {
+            if m == "GET" && p.contains("/manifests/") { Action::Redirect(target) } else { Action::Forward }
+        });
+        let err = pull(&reg, &img, None, None).await.unwrap_err();
+        refused(&err, "169.254.169.254");
+        assert_eq!(proxy.count("GET", "/manifests/"), 1);
+    }
+
+    // A blob redirected to another local port in plain HTTP: refused, and nothing gets there.
+    proxy.clear();
+    let other = leak(format!("http://{}/v2/plugins/hello/blobs/x", elsewhere.host));
+    proxy.set_policy(
+        move |m, p, _| {
+            if m == "GET" && p.contains("/blobs/sha256") { Action::Redirect(other) } else { Action::Forward }
+        },
+    );
+    let err = pull(&reg, &img, None, None).await.unwrap_err();
+    refused(&err, &elsewhere.host);
+    assert!(err.to_string().contains("only HTTPS"), "{err}");
+    assert_eq!(elsewhere.requests.lock().unwrap().len(), 0);
+
+    // Bearer challenges whose realm is the metadata address, or plain HTTP on another host:
+    // refused before any token request, for pulls and for pushes.
+    for realm in [
+        r#"Bearer realm="http://169.254.169.254/token",service="x""#,
+        r#"Bearer realm="https://169.254.169.254/token",service="x""#,
+        r#"Bearer realm="http://10.1.2.3/token",service="x""#,
+    ] {
+        proxy.clear();
+        proxy.set_policy(
+            move |m, p, _| if m == "GET" && p == "/v2/" { Action::Challenge(realm) } else { Action::Forward },
+        );
+        let err = pull(&reg, &img, None, None).await.unwrap_err();
+        refused(&err, "token realm");
+        assert_eq!(proxy.count("GET", "/manifests/"), 0, "{realm}");
+        let err = reg.push_blob(&img, bytes::Bytes::from_static(b"x"), "layer").await.unwrap_err();
+        assert!(matches!(err, Error::Refused { .. }), "{err}");
+        assert_eq!(proxy.count("POST", "/blobs/uploads"), 0, "{realm}");
+    }
+    // A realm on the registry's own host (another port, as docker-registry setups often have)
+    // is accepted: here it is the `elsewhere` proxy, which the token request reaches.
+    proxy.clear();
+    let own = leak(format!(r#"Bearer realm="http://{}/token",service="x""#, elsewhere.host));
+    proxy.set_policy(move |m, p, _| if m == "GET" && p == "/v2/" { Action::Challenge(own) } else { Action::Forward });
+    let err = pull(&reg, &img, None, None).await.unwrap_err();
+    assert!(matches!(err, Error::Denied { .. }), "{err}");
+    assert_eq!(elsewhere.count("GET", "/token?"), 1);
+}
