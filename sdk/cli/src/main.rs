@@ -2,6 +2,7 @@
 
 mod build;
 mod inspect;
+mod new;
 mod validate;
 
 use std::io::IsTerminal;
@@ -48,6 +49,15 @@ enum Format {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Scaffold a plugin crate: config type, handler, a test through the wasmplug-host harness, README.
+    New {
+        name: String,
+        /// Parent directory (default: `plugins/` of the enclosing wasmplug workspace, else the current directory).
+        #[arg(long, value_name = "PARENT")]
+        dir: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
     /// Compile a plugin crate (wasm32-wasip1, release) and write plugin.wasm, spec.yaml, README.md.
     Build {
         dir: PathBuf,
@@ -169,6 +179,23 @@ async fn load(source: &str, args: &RegistryArgs) -> Result<inspect::Inspection> 
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        Cmd::New { name, dir, output } => {
+            let parent = match dir {
+                Some(d) => d,
+                None => new::default_parent()?,
+            };
+            let created = new::create(&name, &parent)?;
+            match output {
+                Output::Json => print_json(&created)?,
+                Output::Text => {
+                    println!("created {} in {}", created.name, created.dir.display());
+                    if let Some(ws) = &created.workspace {
+                        println!("added to the workspace members in {}", ws.display());
+                    }
+                    println!("next: cd {} && cargo test", created.dir.display());
+                }
+            }
+        }
         Cmd::Build { dir, out, output } => {
             let built = build::build(&dir, out.as_deref())?;
             match output {
