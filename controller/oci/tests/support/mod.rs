@@ -5,6 +5,7 @@
 
 pub mod images;
 pub mod proxy;
+pub mod token;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -82,6 +83,22 @@ fn make_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
 
 impl TestRegistry {
     pub fn start(opts: Options) -> TestRegistry {
+        Self::start_with(opts, None)
+    }
+
+    /// A registry with `auth: token` trusting `server`'s signing certificate.
+    pub fn start_with_token(server: &token::TokenServer) -> TestRegistry {
+        let auth = format!(
+            "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+            server.realm,
+            token::SERVICE,
+            token::ISSUER,
+            server.cert_path.display()
+        );
+        Self::start_with(Options::default(), Some(auth))
+    }
+
+    fn start_with(opts: Options, extra_auth: Option<String>) -> TestRegistry {
         assert!(
             Path::new(REGISTRY_BIN).exists(),
             "{REGISTRY_BIN} is missing: run `make registry-tools` (Debian package docker-registry)"
@@ -109,6 +126,9 @@ impl TestRegistry {
                 "auth:\n  htpasswd:\n    realm: wasmplug-test\n    path: {}\n",
                 dir.path().join("htpasswd").display()
             ));
+        }
+        if let Some(auth) = extra_auth {
+            cfg.push_str(&auth);
         }
         let cfg_path = dir.path().join("config.yml");
         std::fs::write(&cfg_path, cfg).unwrap();
