@@ -3,6 +3,7 @@
 mod build;
 mod inspect;
 mod new;
+mod run;
 mod validate;
 
 use std::io::IsTerminal;
@@ -10,13 +11,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use wasmplug_oci::{
     DockerConfig, ImageRef, PluginPackage, PullPolicy, PushFormat, Registry, RegistryConfig, build_image, pull, push,
 };
 
 #[derive(Parser)]
-#[command(name = "wasmplug", version, about = "Build, push, pull, inspect and validate Wasm plugin images")]
+#[command(name = "wasmplug", version, about = "Scaffold, run, build, push, pull, inspect and validate Wasm plugins")]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -49,6 +50,8 @@ enum Format {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Serve a local gateway: the plugin chain in the wasmplug host, proxying to an upstream.
+    Run(run::RunArgs),
     /// Scaffold a plugin crate: config type, handler, a test through the wasmplug-host harness, README.
     New {
         name: String,
@@ -179,6 +182,7 @@ async fn load(source: &str, args: &RegistryArgs) -> Result<inspect::Inspection> 
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        Cmd::Run(args) => run::run(args).await?,
         Cmd::New { name, dir, output } => {
             let parent = match dir {
                 Some(d) => d,
@@ -303,7 +307,14 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 fn main() -> ExitCode {
     // One TLS provider for the process (ring), installed before any client exists.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    if let (Cmd::Run(args), Some(("run", sub))) = (&mut cli.command, matches.subcommand()) {
+        args.config_of = run::pair_configs(sub);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -386,6 +386,9 @@ Unknown fields are refused. Example:
 cargo build --release --target wasm32-wasip1   # the module: <target>/wasm32-wasip1/release/__LIB__.wasm
 cargo test                                      # tests/plugin.rs: builds the module, runs it in wasmplug-host
 wasmplug build .                                # plugin.wasm + spec.yaml + README.md in target/wasmplug
+echo '{"denyPathPrefix": "/admin"}' > config.json
+wasmplug run --upstream http://127.0.0.1:8080 --plugin <target>/wasm32-wasip1/release/__LIB__.wasm \
+  --config config.json --explain                # a local gateway on 127.0.0.1:10000: try curl
 ```
 
 Edit `src/config.rs` (the schema embedded in the module follows it) and `src/lib.rs` (the handler),

@@ -1,0 +1,218 @@
+//! `wasmplug run` end to end: a chain of real plugins in the host between an HTTP client and a
+//! recording upstream, with a callout to a cluster given on the command line and `--explain`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use wasmplug_e2e::client;
+use wasmplug_e2e::upstream::{Upstream, UpstreamResponse};
+use wasmplug_e2e::wasm::plugin_module;
+
+/// The running gateway; killed on drop.
+struct Gateway {
+    child: Child,
+    port: u16,
+    output: Arc<Mutex<String>>,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Gateway {
+    fn start(args: &[String]) -> Gateway {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wasmplug"))
+            .args(["run", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let output = Arc::new(Mutex::new(String::new()));
+        let stdout = child.stdout.take().unwrap();
+        let sink = Arc::clone(&output);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let mut out = sink.lock().unwrap();
+                out.push_str(&line);
+                out.push('\n');
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let text = output.lock().unwrap().clone();
+            if let Some(rest) = text.lines().next().and_then(|l| l.strip_prefix("listening on http://127.0.0.1:")) {
+                let port = rest.split(',').next().unwrap().parse().unwrap();
+                return Gateway { child, port, output };
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                let mut err = String::new();
+                std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+                panic!("wasmplug run exited ({status}): {err}\n{text}");
+            }
+            assert!(Instant::now() < deadline, "wasmplug run did not start: {text}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    /// The explain output once it contains `needle`.
+    fn wait_output(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = self.output();
+            if out.contains(needle) || Instant::now() > deadline {
+                return out;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+fn s(v: &str) -> String {
+    v.to_string()
+}
+
+#[test]
+fn chain_proxies_answers_locally_calls_out_and_explains() {
+    let tmp = tempfile::tempdir().unwrap();
+    let upstream = Upstream::start();
+    upstream.set_default_response(UpstreamResponse::new(200, "from upstream").header("x-upstream", "1"));
+    let token = Upstream::start();
+    token.respond("/token", UpstreamResponse::new(200, "").header("x-token", "secret-abc"));
+
+    let raw_yaml = "addRequestHeaders:\n  x-added: \"1\"\ndenyPathPrefix: /admin\naddResponseHeaders:\n  x-served-by: raw-headers\n";
+    let args = vec![
+        s("--upstream"),
+        format!("http://127.0.0.1:{}", upstream.port()),
+        s("--plugin"),
+        plugin_module("hello-world").display().to_string(),
+        s("--config"),
+        write(tmp.path(), "hello.json", "{}"),
+        s("--plugin"),
+        plugin_module("raw-headers").display().to_string(),
+        s("--config"),
+        write(tmp.path(), "raw.yaml", raw_yaml),
+        s("--plugin"),
+        plugin_module("http-call").display().to_string(),
+        s("--config"),
+        write(
+            tmp.path(),
+            "call.json",
+            r#"{"serviceSource":"ip","serviceName":"token","servicePort":8080,"requestPath":"/token","tokenHeader":"x-token"}"#,
+        ),
+        s("--plugin"),
+        plugin_module("key-auth").display().to_string(),
+        s("--config"),
+        write(
+            tmp.path(),
+            "key.json",
+            r#"{"consumers":[{"name":"c1","credential":"k1"}],"keys":["x-api-key"],"global_auth":true}"#,
+        ),
+        s("--cluster"),
+        format!("outbound|8080||token.static=http://127.0.0.1:{}", token.port()),
+        s("--explain"),
+    ];
+    let gw = Gateway::start(&args);
+    // key-auth (AUTHN) runs first although given last; the others keep their order.
+    let banner = gw.output();
+    let order: Vec<_> =
+        ["key-auth", "hello-world", "raw-headers", "http-call"].iter().map(|n| banner.find(n).unwrap()).collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{banner}");
+
+    // Through the whole chain to the upstream and back.
+    let ok = client::request(gw.port, "POST", "/api?q=1").header("x-api-key", "k1").body("payload").send().unwrap();
+    assert_eq!((ok.status, ok.text().as_str()), (200, "from upstream"), "{}", gw.output());
+    assert_eq!(ok.header("x-upstream"), Some("1"));
+    assert_eq!(ok.header("x-served-by"), Some("raw-headers"));
+    assert_eq!(ok.header("x-raw-headers-path"), Some("/api?q=1"));
+    let seen = upstream.last_request().unwrap();
+    assert_eq!((seen.method.as_str(), seen.path.as_str(), seen.body_text().as_str()), ("POST", "/api?q=1", "payload"));
+    assert_eq!(seen.header("hello"), Some("world"));
+    assert_eq!(seen.header("x-added"), Some("1"));
+    assert_eq!(seen.header("x-token"), Some("secret-abc"), "the callout's answer");
+    assert_eq!(seen.header("x-mse-consumer"), Some("c1"));
+    assert_eq!(token.requests().len(), 1);
+    let explained = gw.wait_output("POST 127.0.0.1");
+    for needle in [
+        "+x-mse-consumer: c1",
+        "+hello: world",
+        "+x-added: 1",
+        "+x-token: secret-abc",
+        "+x-served-by: raw-headers",
+        "callout:  GET",
+        "(cluster outbound|8080||token.static)",
+    ] {
+        assert!(explained.contains(needle), "{needle} missing from:\n{explained}");
+    }
+
+    // raw-headers answers locally: the plugins after it and the upstream never see the request.
+    upstream.clear_requests();
+    let denied = client::request(gw.port, "GET", "/admin/users").header("x-api-key", "k1").send().unwrap();
+    assert_eq!((denied.status, denied.text().as_str()), (403, "forbidden by raw-headers"));
+    assert!(upstream.last_request().is_none());
+    let explained = gw.wait_output("GET 127.0.0.1");
+    let block = &explained[explained.find("GET 127.0.0.1").unwrap()..];
+    assert!(block.contains("-> 403"), "{block}");
+    assert!(block.contains("answered locally by plugin 3 (raw-headers)"), "{block}");
+    assert!(block.contains("4. http-call: did not run"), "{block}");
+
+    // key-auth refuses a request without a key before anything else runs.
+    let refused = client::get(gw.port, "/x").unwrap();
+    assert_eq!(refused.status, 401, "{}", refused.text());
+    let explained = gw.wait_output("/x -> 401");
+    let block = &explained[explained.find("/x -> 401").unwrap()..];
+    assert!(block.contains("answered locally by plugin 1 (key-auth)"), "{block}");
+    assert!(block.contains("2. hello-world: did not run"), "{block}");
+}
+
+#[test]
+fn unreachable_upstream_and_bad_arguments() {
+    let tmp = tempfile::tempdir().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let gw = Gateway::start(&[
+        s("--upstream"),
+        format!("http://127.0.0.1:{closed}"),
+        s("--plugin"),
+        plugin_module("hello-world").display().to_string(),
+    ]);
+    let response = client::get(gw.port, "/").unwrap();
+    assert_eq!(response.status, 503, "{}", response.text());
+    drop(gw);
+
+    // A configuration the plugin refuses stops the gateway before it listens.
+    let out = Command::new(env!("CARGO_BIN_EXE_wasmplug"))
+        .args(["run", "--listen", "127.0.0.1:0", "--upstream", "http://127.0.0.1:1", "--plugin"])
+        .arg(plugin_module("raw-headers"))
+        .args(["--config", &write(tmp.path(), "bad.json", r#"{"nope":1}"#)])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("raw-headers refused to start"), "{err}");
+
+    // A --config belongs to the --plugin before it.
+    let out = Command::new(env!("CARGO_BIN_EXE_wasmplug"))
+        .args(["run", "--upstream", "http://127.0.0.1:1", "--config", "c.json", "--plugin", "p.wasm"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("each --config must follow the --plugin it configures"), "{err}");
+}
