@@ -216,3 +216,31 @@ fn unreachable_upstream_and_bad_arguments() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("each --config must follow the --plugin it configures"), "{err}");
 }
+
+#[test]
+fn a_changed_configuration_is_reloaded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let upstream = Upstream::start();
+    let config = write(tmp.path(), "raw.json", r#"{"denyPathPrefix":"/admin"}"#);
+    let gw = Gateway::start(&[
+        s("--upstream"),
+        format!("http://127.0.0.1:{}", upstream.port()),
+        s("--plugin"),
+        plugin_module("raw-headers").display().to_string(),
+        s("--config"),
+        config.clone(),
+    ]);
+    assert_eq!(client::get(gw.port, "/admin").unwrap().status, 403);
+    assert_eq!(client::get(gw.port, "/other").unwrap().status, 200);
+
+    std::fs::write(&config, r#"{"denyPathPrefix":"/other"}"#).unwrap();
+    assert!(gw.wait_output("reloaded raw-headers").contains("reloaded raw-headers"), "{}", gw.output());
+    assert_eq!(client::get(gw.port, "/admin").unwrap().status, 200);
+    assert_eq!(client::get(gw.port, "/other").unwrap().status, 403);
+
+    // A configuration the plugin refuses: the running version stays.
+    std::fs::write(&config, r#"{"denyPathPrefix":"/other","unknown":true}"#).unwrap();
+    let out = gw.wait_output("reload of raw-headers failed");
+    assert!(out.contains("reload of raw-headers failed, the previous version keeps running"), "{out}");
+    assert_eq!(client::get(gw.port, "/other").unwrap().status, 403);
+}

@@ -21,6 +21,8 @@ pub struct PluginSpec {
     pub module: PathBuf,
     /// JSON text handed to `proxy_on_configure`.
     pub configuration: String,
+    /// The file it was read from (watched for changes).
+    pub config_path: Option<PathBuf>,
     pub phase: String,
     pub priority: i64,
 }
@@ -65,20 +67,28 @@ pub struct StageReport {
 
 /// Starts one VM per plugin (in the caller's thread: VMs stay on it).
 pub fn start(specs: &[PluginSpec], callouts: &dyn Fn() -> Box<dyn CalloutHandler>) -> Result<Vec<Stage>> {
-    specs
-        .iter()
-        .map(|spec| {
-            let plugin = Plugin::load(spec.name.clone(), &spec.module)
-                .with_context(|| format!("cannot load {}", spec.module.display()))?;
-            let options = VmOptions::default()
-                .configuration(spec.configuration.clone())
-                .fail_strategy(FailStrategy::FailClose)
-                .log_level(LogLevel::Debug)
-                .callouts(BoxedCallouts(callouts()));
-            let vm = plugin.start(options).with_context(|| format!("plugin {} refused to start", spec.name))?;
-            Ok(Stage { spec: spec.clone(), vm })
-        })
-        .collect()
+    specs.iter().map(|spec| Ok(Stage { spec: spec.clone(), vm: start_vm(spec, callouts)? })).collect()
+}
+
+fn start_vm(spec: &PluginSpec, callouts: &dyn Fn() -> Box<dyn CalloutHandler>) -> Result<Vm> {
+    let plugin = Plugin::load(spec.name.clone(), &spec.module)
+        .with_context(|| format!("cannot load {}", spec.module.display()))?;
+    let options = VmOptions::default()
+        .configuration(spec.configuration.clone())
+        .fail_strategy(FailStrategy::FailClose)
+        .log_level(LogLevel::Debug)
+        .callouts(BoxedCallouts(callouts()));
+    plugin.start(options).with_context(|| format!("plugin {} refused to start", spec.name))
+}
+
+impl Stage {
+    /// Replaces the VM with one of `spec` (module and configuration read again); on failure
+    /// the running VM stays.
+    pub fn reload(&mut self, spec: PluginSpec, callouts: &dyn Fn() -> Box<dyn CalloutHandler>) -> Result<()> {
+        self.vm = start_vm(&spec, callouts)?;
+        self.spec = spec;
+        Ok(())
+    }
 }
 
 struct BoxedCallouts(Box<dyn CalloutHandler>);
@@ -326,6 +336,7 @@ mod tests {
             name: name.into(),
             module: PathBuf::new(),
             configuration: String::new(),
+            config_path: None,
             phase: phase.into(),
             priority,
         };

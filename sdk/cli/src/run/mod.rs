@@ -2,8 +2,9 @@
 //! `wasmplug-host` (one VM per plugin, in phase/priority order), proxying to `--upstream`.
 //!
 //! The VMs live on one worker thread and handle one request at a time (as Envoy with
-//! `--concurrency 1`); the server and the upstream client run on the tokio runtime. Plugins and
-//! configurations are read at start: changes to the files need a restart.
+//! `--concurrency 1`); the server and the upstream client run on the tokio runtime. A plugin
+//! whose .wasm or configuration file changes is reloaded (checked before each request and every
+//! half second); when the new version does not start, the running one stays.
 
 mod chain;
 
@@ -118,20 +119,39 @@ fn load_specs(args: &RunArgs) -> Result<Vec<PluginSpec>> {
         let metadata = wasmplug_oci::PluginMetadata::from_module(&module.display().to_string(), &bytes)?;
         let stem = module.file_stem().map(|s| s.to_string_lossy().replace('_', "-")).unwrap_or_default();
         let name = metadata.as_ref().map(|m| m.name.clone()).filter(|n| !n.is_empty()).unwrap_or(stem);
-        let configuration = match config_of.get(i).copied().flatten().and_then(|c| args.configs.get(c)) {
-            Some(path) => serde_json::to_string(&crate::validate::read_config(path)?)?,
-            None => String::new(),
-        };
+        let config_path = config_of.get(i).copied().flatten().and_then(|c| args.configs.get(c)).cloned();
+        let configuration = read_configuration(config_path.as_deref())?;
         specs.push(PluginSpec {
             name,
             module: module.clone(),
             configuration,
+            config_path,
             phase: metadata.as_ref().map(|m| m.phase.clone()).unwrap_or_default(),
             priority: metadata.as_ref().map_or(0, |m| m.priority),
         });
     }
     chain::order(&mut specs);
     Ok(specs)
+}
+
+fn read_configuration(path: Option<&std::path::Path>) -> Result<String> {
+    Ok(match path {
+        Some(path) => serde_json::to_string(&crate::validate::read_config(path)?)?,
+        None => String::new(),
+    })
+}
+
+/// Modification time and size of a plugin's module and configuration file.
+type Stamp = Vec<Option<(std::time::SystemTime, u64)>>;
+
+fn stamp(spec: &PluginSpec) -> Stamp {
+    std::iter::once(Some(spec.module.as_path()))
+        .chain(std::iter::once(spec.config_path.as_deref()))
+        .map(|p| {
+            let meta = std::fs::metadata(p?).ok()?;
+            Some((meta.modified().ok()?, meta.len()))
+        })
+        .collect()
 }
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
@@ -241,7 +261,32 @@ pub async fn run(args: RunArgs) -> Result<()> {
                     return;
                 }
             };
-            while let Ok(job) = job_rx.recv() {
+            let mut stamps: Vec<Stamp> = specs.iter().map(stamp).collect();
+            loop {
+                let job = job_rx.recv_timeout(Duration::from_millis(500));
+                if let Err(mpsc::RecvTimeoutError::Disconnected) = job {
+                    break;
+                }
+                for (stage, seen) in stages.iter_mut().zip(stamps.iter_mut()) {
+                    let now = stamp(&stage.spec);
+                    if now == *seen {
+                        continue;
+                    }
+                    *seen = now;
+                    let mut spec = stage.spec.clone();
+                    let result = read_configuration(spec.config_path.as_deref()).and_then(|configuration| {
+                        spec.configuration = configuration;
+                        stage.reload(spec, &callouts)
+                    });
+                    match result {
+                        Ok(()) => println!("reloaded {}", stage.spec.name),
+                        Err(e) => {
+                            println!("reload of {} failed, the previous version keeps running: {e:#}", stage.spec.name)
+                        }
+                    }
+                    let _ = std::io::stdout().flush();
+                }
+                let Ok(job) = job else { continue };
                 let mut upstream = |req: &UpstreamRequest| {
                     send_blocking(
                         &runtime,
