@@ -1,10 +1,14 @@
-//! `wasmplug new`: the scaffolded crate builds for wasm32-wasip1 and passes its own test (which
-//! runs the module through the wasmplug-host harness); inside a wasmplug workspace it becomes a
+//! `wasmplug new`: the scaffolded crate builds for wasm32-wasip1, passes its own test (which
+//! runs the module through the wasmplug-host harness) and answers requests under `wasmplug run`; inside a wasmplug workspace it becomes a
 //! member that inherits the workspace's dependencies.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+
+use wasmplug_e2e::client;
+use wasmplug_e2e::upstream::Upstream;
 
 fn wasmplug(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wasmplug")).args(args).output().unwrap()
@@ -78,6 +82,36 @@ fn standalone_crate_builds_and_passes_its_harness_test() {
     .unwrap();
     let text = inspected.to_string();
     assert!(text.contains("demo-plugin") && text.contains("denyPathPrefix"), "{text}");
+
+    // And it answers curl under `wasmplug run`.
+    let upstream = Upstream::start();
+    let config = tmp.path().join("config.json");
+    std::fs::write(&config, r#"{"denyPathPrefix": "/admin"}"#).unwrap();
+    let mut gateway = Command::new(env!("CARGO_BIN_EXE_wasmplug"))
+        .args(["run", "--listen", "127.0.0.1:0", "--upstream", &format!("http://127.0.0.1:{}", upstream.port())])
+        .arg("--plugin")
+        .arg(target_dir().join("wasm32-wasip1/release/demo_plugin.wasm"))
+        .arg("--config")
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(gateway.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    let Some(port) =
+        first.strip_prefix("listening on http://127.0.0.1:").and_then(|r| r.split(',').next()?.parse::<u16>().ok())
+    else {
+        let _ = gateway.kill();
+        panic!("wasmplug run did not start: {first:?}");
+    };
+    let ok = client::get(port, "/hello");
+    let denied = client::get(port, "/admin/x");
+    let _ = gateway.kill();
+    let _ = gateway.wait();
+    assert_eq!(ok.unwrap().status, 200);
+    assert_eq!(upstream.last_request().unwrap().header("x-demo-plugin"), Some("hello"));
+    let denied = denied.unwrap();
+    assert_eq!((denied.status, denied.text().as_str()), (403, "forbidden by demo-plugin"));
 }
 
 #[test]
