@@ -2,6 +2,9 @@
 //! recording upstream, with a callout to a cluster given on the command line and `--explain`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "../../host/tests/fixtures/mod.rs"]
+mod fixtures;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -243,4 +246,30 @@ fn a_changed_configuration_is_reloaded() {
     let out = gw.wait_output("reload of raw-headers failed");
     assert!(out.contains("reload of raw-headers failed, the previous version keeps running"), "{out}");
     assert_eq!(client::get(gw.port, "/other").unwrap().status, 403);
+}
+
+#[test]
+fn a_failing_plugin_is_reported_and_the_gateway_stays_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let upstream = Upstream::start();
+    let panicking = tmp.path().join("panicking.wasm");
+    std::fs::write(&panicking, wat::parse_str(fixtures::module(fixtures::PANIC)).unwrap()).unwrap();
+    let gw = Gateway::start(&[
+        s("--upstream"),
+        format!("http://127.0.0.1:{}", upstream.port()),
+        s("--plugin"),
+        plugin_module("hello-world").display().to_string(),
+        s("--plugin"),
+        panicking.display().to_string(),
+        s("--explain"),
+    ]);
+    for _ in 0..2 {
+        let response = client::get(gw.port, "/x").unwrap();
+        assert_eq!(response.status, 503, "{}", response.text());
+    }
+    assert!(upstream.last_request().is_none());
+    let out = gw.wait_output("fault:");
+    assert!(out.contains("answered locally by plugin 2 (panicking): it failed, fail strategy FAIL_CLOSE"), "{out}");
+    assert!(out.contains("fault:    plugin `panicking` failed in"), "{out}");
+    assert!(out.contains("boom"), "{out}");
 }

@@ -290,8 +290,9 @@ fn preview(body: &[u8]) -> String {
 pub fn explain(request: &Request, response: &HttpResponse, reports: &[StageReport]) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{} {}{} -> {}", request.method, request.authority, request.path, response.status);
-    if let Some((i, r)) = reports.iter().enumerate().find(|(_, r)| r.local_reply.is_some() && r.fault.is_none()) {
-        let _ = writeln!(out, "  answered locally by plugin {} ({})", i + 1, r.plugin);
+    if let Some((i, r)) = reports.iter().enumerate().find(|(_, r)| r.local_reply.is_some()) {
+        let why = if r.fault.is_some() { ": it failed, fail strategy FAIL_CLOSE" } else { "" };
+        let _ = writeln!(out, "  answered locally by plugin {} ({}){why}", i + 1, r.plugin);
     }
     for (i, r) in reports.iter().enumerate() {
         if !r.ran {
