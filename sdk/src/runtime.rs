@@ -142,7 +142,16 @@ impl<P: HttpPlugin> Inner<P> {
             host: rules.needs_host().then(|| self.ctx.host()),
             cluster_name: cluster.as_deref(),
         };
-        let (index, config) = rules.select(&facts)?;
+        // Debug logs say which config applies (shown by `wasmplug run --explain`); they cost
+        // nothing when the host's log level is above debug.
+        let Some((index, config)) = rules.select(&facts) else {
+            log::debug!("no rule matches this request and there is no global config: skipped");
+            return None;
+        };
+        match index {
+            Some(i) => log::debug!("_rules_[{i}] matches this request"),
+            None => log::debug!("no rule matches this request: the global config applies"),
+        }
         self.ctx.matched_rule = index;
         Some(config.clone())
     }

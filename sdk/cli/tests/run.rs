@@ -107,7 +107,11 @@ fn chain_proxies_answers_locally_calls_out_and_explains() {
         s("--plugin"),
         plugin_module("hello-world").display().to_string(),
         s("--config"),
-        write(tmp.path(), "hello.json", "{}"),
+        write(
+            tmp.path(),
+            "hello.json",
+            r#"{"mockEnable": false, "_rules_": [{"_match_domain_": ["mock.test"], "mockEnable": true}]}"#,
+        ),
         s("--plugin"),
         plugin_module("raw-headers").display().to_string(),
         s("--config"),
@@ -161,6 +165,7 @@ fn chain_proxies_answers_locally_calls_out_and_explains() {
         "+x-served-by: raw-headers",
         "callout:  GET",
         "(cluster outbound|8080||token.static)",
+        "no rule matches this request: the global config applies",
     ] {
         assert!(explained.contains(needle), "{needle} missing from:\n{explained}");
     }
