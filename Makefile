@@ -9,7 +9,7 @@ PLUGINS := hello-world http-call request-block basic-auth key-auth custom-respon
 WASM_PACKAGES := $(addprefix -p ,$(PLUGINS)) -p raw-hello -p raw-headers -p sdk-probe
 WASM_DIR := target/wasm32-wasip1/release
 
-.PHONY: tools envoy registry-tools wasm test lint unit e2e host bench-host demo bench-size bench-throughput bench bench-oci clean-tools
+.PHONY: generated check-generated tools envoy registry-tools wasm test lint unit e2e host bench-host demo bench-size bench-throughput bench bench-oci clean-tools
 
 tools: envoy
 	rustup target add wasm32-wasip1 >/dev/null
@@ -48,8 +48,15 @@ e2e: wasm
 host: wasm
 	WASMPLUG_SKIP_WASM_BUILD=1 ENVOY_BIN=$(abspath $(ENVOY)) $(CARGO) test -p wasmplug-host
 
+# Files generated from the code (the CRD from the Rust types), and the check that they are current.
+generated:
+	$(CARGO) run -q -p wasmplug-controller --bin crdgen > deploy/crd.yaml
+
+check-generated: generated
+	git diff --exit-code deploy/
+
 # Everything CI runs.
-test: tools registry-tools lint unit e2e host
+test: tools registry-tools lint check-generated unit e2e host
 
 # Host vs Envoy per-request cost and VM start time. Own target dir and profile overrides: the
 # workspace release profile is tuned for small wasm modules, not for the native host.

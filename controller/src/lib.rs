@@ -1,0 +1,8 @@
+//! The wasmplug controller: the `WasmPlugin` resource, config validation against the plugin's
+//! schema, and rendering for Envoy, Higress and Istio.
+
+pub mod crd;
+pub mod error;
+
+pub use crd::{WasmPlugin, WasmPluginSpec, WasmPluginStatus};
+pub use error::{Error, Result};
