@@ -122,7 +122,7 @@ pub struct MatchRule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "free_object")]
     pub config: Option<Map<String, Value>>,
-    /// Turn the plugin off for this rule's matches.
+    /// Ignore this rule: it is not rendered, so its matches get the global config (Higress).
     #[serde(default, skip_serializing_if = "is_false")]
     pub config_disable: bool,
 }

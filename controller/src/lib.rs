@@ -1,8 +1,10 @@
 //! The wasmplug controller: the `WasmPlugin` resource, config validation against the plugin's
 //! schema, and rendering for Envoy, Higress and Istio.
 
+pub mod config;
 pub mod crd;
 pub mod error;
+pub mod render;
 
 pub use crd::{WasmPlugin, WasmPluginSpec, WasmPluginStatus};
 pub use error::{Error, Result};

@@ -1,0 +1,286 @@
+//! Rendering a resolved, validated WasmPlugin for each data plane: Envoy's
+//! `envoy.filters.http.wasm` filter (and the ordered filter chain), Higress's WasmPlugin and
+//! Istio's WasmPlugin. Pure functions: same input, same bytes.
+
+use serde_json::{Value, json};
+
+use crate::config::plugin_config;
+use crate::crd::{EnvValueSource, FailStrategy, Phase, WasmPlugin, WasmPluginSpec};
+
+/// The label every rendered object carries.
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "wasmplug");
+
+/// Where Envoy fetches modules from: the controller's module server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleServer {
+    /// Base URL; modules are at `{base_url}/sha256/{hex}.wasm`.
+    pub base_url: String,
+    /// The Envoy cluster that reaches it.
+    pub cluster: String,
+    /// Fetch timeout, protobuf Duration text (`"30s"`).
+    pub timeout: String,
+}
+
+impl Default for ModuleServer {
+    fn default() -> Self {
+        ModuleServer {
+            base_url: "http://wasmplug-controller.wasmplug-system.svc:8080/modules".into(),
+            cluster: "wasmplug-modules".into(),
+            timeout: "30s".into(),
+        }
+    }
+}
+
+/// What resolving the plugin's url gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedModule {
+    /// The image manifest digest (`sha256:<hex>`), for oci:// urls.
+    pub image_digest: Option<String>,
+    /// The module's sha256 (hex).
+    pub module_sha256: String,
+}
+
+/// A plugin ready to render: the object (name, namespace, spec) and its module.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plugin<'a> {
+    pub object: &'a WasmPlugin,
+    pub module: &'a ResolvedModule,
+}
+
+impl Plugin<'_> {
+    fn name(&self) -> &str {
+        self.object.metadata.name.as_deref().unwrap_or_default()
+    }
+
+    fn namespace(&self) -> &str {
+        self.object.metadata.namespace.as_deref().unwrap_or("default")
+    }
+
+    fn spec(&self) -> &WasmPluginSpec {
+        &self.object.spec
+    }
+
+    /// `namespace.name`: unique per plugin, used as the filter, plugin and VM name.
+    pub fn id(&self) -> String {
+        format!("{}.{}", self.namespace(), self.name())
+    }
+
+    fn root_id(&self) -> &str {
+        let p = &self.spec().plugin_name;
+        if p.is_empty() { self.name() } else { p }
+    }
+
+    fn phase(&self) -> Phase {
+        self.spec().phase.unwrap_or_default()
+    }
+
+    fn priority(&self) -> i32 {
+        self.spec().priority.unwrap_or(0)
+    }
+
+    /// The configuration document, serialized as Envoy's StringValue carries it.
+    pub fn configuration(&self) -> Value {
+        plugin_config(self.spec(), self.namespace()).document
+    }
+
+    /// The url pinned to what was resolved: `oci://host/repo@sha256:...` for images.
+    pub fn pinned_url(&self) -> String {
+        let url = &self.spec().url;
+        let is_oci = url.starts_with("oci://") || !url.contains("://");
+        match (&self.module.image_digest, is_oci) {
+            (Some(digest), true) => {
+                let body = url.strip_prefix("oci://").unwrap_or(url);
+                let body = body.split_once('@').map_or(body, |(b, _)| b);
+                // Drop a tag (the last `:` after the last `/`), keep a registry port.
+                let slash = body.rfind('/').unwrap_or(0);
+                let repo = match body[slash..].find(':') {
+                    Some(colon) => &body[..slash + colon],
+                    None => body,
+                };
+                format!("oci://{repo}@{digest}")
+            }
+            _ => url.clone(),
+        }
+    }
+
+    /// The `sha256` field Higress and Istio check: the manifest digest for images, else the module's.
+    fn pinned_sha256(&self) -> String {
+        match &self.module.image_digest {
+            Some(d) => d.strip_prefix("sha256:").unwrap_or(d).to_string(),
+            None => self.module.module_sha256.clone(),
+        }
+    }
+
+    fn metadata(&self) -> Value {
+        json!({
+            "name": self.name(),
+            "namespace": self.namespace(),
+            "labels": { MANAGED_BY.0: MANAGED_BY.1 },
+        })
+    }
+}
+
+fn envoy_failure_policy(f: FailStrategy) -> &'static str {
+    match f {
+        FailStrategy::Close => "FAIL_CLOSED",
+        FailStrategy::Open => "FAIL_OPEN",
+        FailStrategy::Reload => "FAIL_RELOAD",
+    }
+}
+
+fn fail_strategy(f: FailStrategy) -> &'static str {
+    match f {
+        FailStrategy::Close => "FAIL_CLOSE",
+        FailStrategy::Open => "FAIL_OPEN",
+        FailStrategy::Reload => "FAIL_RELOAD",
+    }
+}
+
+/// One `envoy.filters.http.wasm` HTTP filter entry for the plugin.
+pub fn envoy_filter(plugin: &Plugin<'_>, server: &ModuleServer) -> Value {
+    let spec = plugin.spec();
+    let sha = &plugin.module.module_sha256;
+    let mut vm_config = json!({
+        "vm_id": plugin.id(),
+        "runtime": "envoy.wasm.runtime.v8",
+        "code": { "remote": {
+            "http_uri": {
+                "uri": format!("{}/sha256/{sha}.wasm", server.base_url.trim_end_matches('/')),
+                "cluster": server.cluster,
+                "timeout": server.timeout,
+            },
+            "sha256": sha,
+        }},
+    });
+    let env = spec.vm_config.as_ref().map(|v| v.env.as_slice()).unwrap_or_default();
+    if !env.is_empty() {
+        let host: Vec<&str> =
+            env.iter().filter(|e| e.value_from == Some(EnvValueSource::Host)).map(|e| e.name.as_str()).collect();
+        let inline: serde_json::Map<String, Value> = env
+            .iter()
+            .filter(|e| e.value_from != Some(EnvValueSource::Host))
+            .map(|e| (e.name.clone(), Value::String(e.value.clone())))
+            .collect();
+        let mut vars = serde_json::Map::new();
+        if !host.is_empty() {
+            vars.insert("host_env_keys".into(), json!(host));
+        }
+        if !inline.is_empty() {
+            vars.insert("key_values".into(), Value::Object(inline));
+        }
+        vm_config["environment_variables"] = Value::Object(vars);
+    }
+    json!({
+        "name": plugin.id(),
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": plugin.id(),
+                "root_id": plugin.root_id(),
+                "vm_config": vm_config,
+                "configuration": {
+                    "@type": "type.googleapis.com/google.protobuf.StringValue",
+                    "value": plugin.configuration().to_string(),
+                },
+                "failure_policy": envoy_failure_policy(spec.fail_strategy.unwrap_or_default()),
+            },
+        },
+    })
+}
+
+/// The order plugins run in: AUTHN, AUTHZ, STATS, then unspecified; within a phase the higher
+/// priority first; then by `namespace.name`.
+pub fn chain_order(plugins: &mut [Plugin<'_>]) {
+    plugins.sort_by(|a, b| {
+        (a.phase().rank(), std::cmp::Reverse(a.priority()), a.id()).cmp(&(
+            b.phase().rank(),
+            std::cmp::Reverse(b.priority()),
+            b.id(),
+        ))
+    });
+}
+
+/// The HTTP filters for all plugins, in chain order (put before `envoy.filters.http.router`).
+pub fn envoy_filter_chain(plugins: &[Plugin<'_>], server: &ModuleServer) -> Vec<Value> {
+    let mut ordered = plugins.to_vec();
+    chain_order(&mut ordered);
+    ordered.iter().map(|p| envoy_filter(p, server)).collect()
+}
+
+fn env_list(spec: &WasmPluginSpec) -> Option<Value> {
+    let env = &spec.vm_config.as_ref()?.env;
+    (!env.is_empty()).then(|| serde_json::to_value(env).unwrap_or(Value::Null))
+}
+
+/// Higress's `extensions.higress.io/v1alpha1` WasmPlugin: digest-pinned, carrying the validated
+/// config. Higress has no FAIL_RELOAD: it becomes FAIL_CLOSE.
+pub fn higress_wasmplugin(plugin: &Plugin<'_>) -> Value {
+    let spec = plugin.spec();
+    let mut out = json!({
+        "url": plugin.pinned_url(),
+        "sha256": plugin.pinned_sha256(),
+        "pluginName": plugin.root_id(),
+        "phase": plugin.phase().as_str(),
+        "priority": plugin.priority(),
+        "failStrategy": match spec.fail_strategy.unwrap_or_default() {
+            FailStrategy::Open => "FAIL_OPEN",
+            FailStrategy::Close | FailStrategy::Reload => "FAIL_CLOSE",
+        },
+        // Pinned to a digest: never re-pulled.
+        "imagePullPolicy": "IfNotPresent",
+    });
+    let obj = out.as_object_mut();
+    if let Some(o) = obj {
+        if !spec.image_pull_secret.is_empty() {
+            o.insert("imagePullSecret".into(), json!(spec.image_pull_secret));
+        }
+        if let Some(d) = &spec.default_config {
+            o.insert("defaultConfig".into(), Value::Object(d.clone()));
+        }
+        if spec.default_config_disable {
+            o.insert("defaultConfigDisable".into(), json!(true));
+        }
+        if !spec.match_rules.is_empty() {
+            o.insert("matchRules".into(), serde_json::to_value(&spec.match_rules).unwrap_or(Value::Null));
+        }
+        if let Some(env) = env_list(spec) {
+            o.insert("vmConfig".into(), json!({ "env": env }));
+        }
+    }
+    json!({
+        "apiVersion": "extensions.higress.io/v1alpha1",
+        "kind": "WasmPlugin",
+        "metadata": plugin.metadata(),
+        "spec": out,
+    })
+}
+
+/// Istio's `extensions.istio.io/v1alpha1` WasmPlugin: the rule document goes in `pluginConfig`.
+pub fn istio_wasmplugin(plugin: &Plugin<'_>) -> Value {
+    let spec = plugin.spec();
+    let mut out = json!({
+        "url": plugin.pinned_url(),
+        "sha256": plugin.pinned_sha256(),
+        "pluginName": plugin.root_id(),
+        "phase": plugin.phase().as_str(),
+        "priority": plugin.priority(),
+        "failStrategy": fail_strategy(spec.fail_strategy.unwrap_or_default()),
+        "imagePullPolicy": "IfNotPresent",
+        "pluginConfig": plugin.configuration(),
+        "type": "HTTP",
+    });
+    if let Some(o) = out.as_object_mut() {
+        if !spec.image_pull_secret.is_empty() {
+            o.insert("imagePullSecret".into(), json!(spec.image_pull_secret));
+        }
+        if let Some(env) = env_list(spec) {
+            o.insert("vmConfig".into(), json!({ "env": env }));
+        }
+    }
+    json!({
+        "apiVersion": "extensions.istio.io/v1alpha1",
+        "kind": "WasmPlugin",
+        "metadata": plugin.metadata(),
+        "spec": out,
+    })
+}
