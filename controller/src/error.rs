@@ -6,6 +6,14 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error("cannot resolve the module: {reason}")]
+    Resolve { reason: String },
+    #[error("digest mismatch: sha256 says {expected}, the module/image is {actual}")]
+    DigestMismatch { expected: String, actual: String },
+    #[error("not supported: {what}")]
+    Unsupported { what: String },
+    #[error("{path}: {reason}")]
+    Manifest { path: String, reason: String },
     #[error("the plugin's config schema is invalid: {reason}")]
     Schema { reason: String },
     #[error("cannot write {what}: {reason}")]

@@ -5,6 +5,9 @@ pub mod config;
 pub mod crd;
 pub mod error;
 pub mod render;
+pub mod resolve;
+pub mod standalone;
+pub mod status;
 
 pub use crd::{WasmPlugin, WasmPluginSpec, WasmPluginStatus};
 pub use error::{Error, Result};

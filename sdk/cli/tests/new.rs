@@ -97,7 +97,10 @@ fn standalone_crate_builds_and_passes_its_harness_test() {
         .spawn()
         .unwrap();
     let mut first = String::new();
-    BufReader::new(gateway.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    // Keep the pipe open while the gateway runs: it prints more lines after the first one, and a
+    // closed stdout would make those prints fail.
+    let mut stdout = BufReader::new(gateway.stdout.take().unwrap());
+    stdout.read_line(&mut first).unwrap();
     let Some(port) =
         first.strip_prefix("listening on http://127.0.0.1:").and_then(|r| r.split(',').next()?.parse::<u16>().ok())
     else {
@@ -108,6 +111,7 @@ fn standalone_crate_builds_and_passes_its_harness_test() {
     let denied = client::get(port, "/admin/x");
     let _ = gateway.kill();
     let _ = gateway.wait();
+    drop(stdout);
     assert_eq!(ok.unwrap().status, 200);
     assert_eq!(upstream.last_request().unwrap().header("x-demo-plugin"), Some("hello"));
     let denied = denied.unwrap();

@@ -1,0 +1,110 @@
+//! Resolving a WasmPlugin's url to a module, its digests and its config schema.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use wasmplug_oci::{Cache, Digest, ImageRef, MetadataSource, PluginMetadata};
+
+use crate::crd::{PullPolicy, WasmPluginSpec};
+use crate::error::{Error, Result};
+use crate::render::ResolvedModule;
+
+/// Where the schema came from, as status reports it.
+pub const SCHEMA_FROM_SECTION: &str = "wasmplug.plugin";
+pub const SCHEMA_FROM_SPEC_YAML: &str = "spec.yaml";
+
+/// A module on local disk and what it says about itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolved {
+    pub module: ResolvedModule,
+    pub path: PathBuf,
+    pub size: u64,
+    pub schema: Option<Value>,
+    pub schema_source: Option<String>,
+}
+
+fn schema_of(meta: Option<PluginMetadata>, source: Option<&str>) -> (Option<Value>, Option<String>) {
+    match meta.and_then(|m| m.config_schema) {
+        Some(schema) => (Some(schema), source.map(str::to_string)),
+        None => (None, None),
+    }
+}
+
+/// A `file://` module: its digest is checked against `sha256` when set; the schema is the
+/// module's `wasmplug.plugin` section, else a `spec.yaml` next to it.
+pub fn resolve_file(spec: &WasmPluginSpec, path: &Path) -> Result<Resolved> {
+    let io = |e: std::io::Error| Error::Io { path: path.to_path_buf(), reason: e.to_string() };
+    let bytes = std::fs::read(path).map_err(io)?;
+    let digest = Digest::of(&bytes);
+    if !spec.sha256.is_empty() && spec.sha256 != digest.hex() {
+        return Err(Error::DigestMismatch { expected: spec.sha256.clone(), actual: digest.hex().to_string() });
+    }
+    let name = path.display().to_string();
+    let oci = |e: wasmplug_oci::Error| Error::Resolve { reason: e.to_string() };
+    let mut found = schema_of(PluginMetadata::from_module(&name, &bytes).map_err(oci)?, Some(SCHEMA_FROM_SECTION));
+    let spec_yaml = path.with_file_name("spec.yaml");
+    if found.0.is_none()
+        && let Ok(text) = std::fs::read_to_string(&spec_yaml)
+    {
+        let meta = PluginMetadata::from_spec_yaml(&spec_yaml.display().to_string(), &text).map_err(oci)?;
+        found = schema_of(Some(meta), Some(SCHEMA_FROM_SPEC_YAML));
+    }
+    Ok(Resolved {
+        module: ResolvedModule { image_digest: None, module_sha256: digest.hex().to_string() },
+        path: path.to_path_buf(),
+        size: bytes.len() as u64,
+        schema: found.0,
+        schema_source: found.1,
+    })
+}
+
+/// An `oci://` image, through the cache. `sha256` is the manifest digest and is enforced.
+pub async fn resolve_image(spec: &WasmPluginSpec, cache: &Cache) -> Result<Resolved> {
+    let oci = |e: wasmplug_oci::Error| match e {
+        wasmplug_oci::Error::DigestMismatch { expected, actual, .. } => Error::DigestMismatch { expected, actual },
+        other => Error::Resolve { reason: other.to_string() },
+    };
+    let image = ImageRef::parse(&spec.url).map_err(oci)?;
+    let expected = if spec.sha256.is_empty() {
+        None
+    } else {
+        Some(Digest::parse(&format!("sha256:{}", spec.sha256)).map_err(oci)?)
+    };
+    let policy = match spec.image_pull_policy {
+        Some(PullPolicy::Always) => Some(wasmplug_oci::PullPolicy::Always),
+        Some(PullPolicy::IfNotPresent) => Some(wasmplug_oci::PullPolicy::IfNotPresent),
+        Some(PullPolicy::Unspecified) | None => None,
+    };
+    let m = cache.resolve(&image, expected.as_ref(), policy, None).await.map_err(oci)?;
+    let source = match m.metadata_source {
+        Some(MetadataSource::ModuleSection) => Some(SCHEMA_FROM_SECTION),
+        Some(MetadataSource::SpecYaml) => Some(SCHEMA_FROM_SPEC_YAML),
+        None => None,
+    };
+    let (schema, schema_source) = schema_of(m.metadata, source);
+    Ok(Resolved {
+        module: ResolvedModule {
+            image_digest: Some(m.manifest_digest),
+            module_sha256: m.module_digest.strip_prefix("sha256:").unwrap_or(&m.module_digest).to_string(),
+        },
+        path: m.path,
+        size: m.size,
+        schema,
+        schema_source,
+    })
+}
+
+/// Resolves any supported url. `cache` is needed for images.
+pub async fn resolve(spec: &WasmPluginSpec, cache: Option<&Cache>) -> Result<Resolved> {
+    let url = spec.url.as_str();
+    if let Some(path) = url.strip_prefix("file://") {
+        return resolve_file(spec, Path::new(path));
+    }
+    if url.starts_with("http://") || url.starts_with("https://") {
+        return Err(Error::Unsupported { what: "http(s):// module urls in standalone mode".into() });
+    }
+    match cache {
+        Some(cache) => resolve_image(spec, cache).await,
+        None => Err(Error::Unsupported { what: "oci:// images without --cache-dir".into() }),
+    }
+}
