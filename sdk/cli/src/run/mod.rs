@@ -279,12 +279,12 @@ pub async fn run(args: RunArgs) -> Result<()> {
                         stage.reload(spec, &callouts)
                     });
                     match result {
-                        Ok(()) => println!("reloaded {}", stage.spec.name),
-                        Err(e) => {
-                            println!("reload of {} failed, the previous version keeps running: {e:#}", stage.spec.name)
-                        }
+                        Ok(()) => say(&format!("reloaded {}", stage.spec.name)),
+                        Err(e) => say(&format!(
+                            "reload of {} failed, the previous version keeps running: {e:#}",
+                            stage.spec.name
+                        )),
                     }
-                    let _ = std::io::stdout().flush();
                 }
                 let Ok(job) = job else { continue };
                 let mut upstream = |req: &UpstreamRequest| {
@@ -303,10 +303,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
                 };
                 let (response, reports) = chain::run(&mut stages, &job.request, &mut upstream);
                 if explain {
-                    let text = chain::explain(&job.request, &response, &reports);
-                    let mut stdout = std::io::stdout().lock();
-                    let _ = stdout.write_all(text.as_bytes());
-                    let _ = stdout.flush();
+                    say(chain::explain(&job.request, &response, &reports).trim_end());
                 }
                 let _ = job.reply.send(response);
             }
@@ -318,12 +315,11 @@ pub async fn run(args: RunArgs) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
-    println!("listening on http://{addr}, upstream {}", args.upstream);
+    say(&format!("listening on http://{addr}, upstream {}", args.upstream));
     for (i, s) in specs.iter().enumerate() {
         let phase = if s.phase.is_empty() { "UNSPECIFIED_PHASE" } else { &s.phase };
-        println!("  {}. {} ({phase}, priority {}) {}", i + 1, s.name, s.priority, s.module.display());
+        say(&format!("  {}. {} ({phase}, priority {}) {}", i + 1, s.name, s.priority, s.module.display()));
     }
-    let _ = std::io::stdout().flush();
 
     let cluster = target.cluster_name();
     loop {
@@ -387,6 +383,14 @@ fn text_response(status: u16, body: &'static str) -> hyper::Response<Full<Bytes>
     response.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("text/plain"));
     *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::BAD_GATEWAY);
     response
+}
+
+/// Prints a line to stdout. A closed stdout (`wasmplug run | head -1`) must not stop the gateway,
+/// so write errors are ignored instead of panicking as `println!` would.
+fn say(line: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{line}");
+    let _ = stdout.flush();
 }
 
 #[cfg(test)]
