@@ -2,7 +2,7 @@
 //! `envoy.filters.http.wasm` filter (and the ordered filter chain), Higress's WasmPlugin and
 //! Istio's WasmPlugin. Pure functions: same input, same bytes.
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::config::plugin_config;
 use crate::crd::{EnvValueSource, FailStrategy, Phase, WasmPlugin, WasmPluginSpec};
@@ -216,69 +216,53 @@ fn env_list(spec: &WasmPluginSpec) -> Option<Value> {
 /// config. Higress has no FAIL_RELOAD: it becomes FAIL_CLOSE.
 pub fn higress_wasmplugin(plugin: &Plugin<'_>) -> Value {
     let spec = plugin.spec();
-    let mut out = json!({
-        "url": plugin.pinned_url(),
-        "sha256": plugin.pinned_sha256(),
-        "pluginName": plugin.root_id(),
-        "phase": plugin.phase().as_str(),
-        "priority": plugin.priority(),
-        "failStrategy": match spec.fail_strategy.unwrap_or_default() {
-            FailStrategy::Open => "FAIL_OPEN",
-            FailStrategy::Close | FailStrategy::Reload => "FAIL_CLOSE",
-        },
-        // Pinned to a digest: never re-pulled.
-        "imagePullPolicy": "IfNotPresent",
-    });
-    let obj = out.as_object_mut();
-    if let Some(o) = obj {
-        if !spec.image_pull_secret.is_empty() {
-            o.insert("imagePullSecret".into(), json!(spec.image_pull_secret));
-        }
-        if let Some(d) = &spec.default_config {
-            o.insert("defaultConfig".into(), Value::Object(d.clone()));
-        }
-        if spec.default_config_disable {
-            o.insert("defaultConfigDisable".into(), json!(true));
-        }
-        if !spec.match_rules.is_empty() {
-            o.insert("matchRules".into(), serde_json::to_value(&spec.match_rules).unwrap_or(Value::Null));
-        }
-        if let Some(env) = env_list(spec) {
-            o.insert("vmConfig".into(), json!({ "env": env }));
-        }
+    let fail = match spec.fail_strategy.unwrap_or_default() {
+        FailStrategy::Open => "FAIL_OPEN",
+        FailStrategy::Close | FailStrategy::Reload => "FAIL_CLOSE",
+    };
+    let mut extra = Map::new();
+    if let Some(d) = &spec.default_config {
+        extra.insert("defaultConfig".into(), Value::Object(d.clone()));
     }
-    json!({
-        "apiVersion": "extensions.higress.io/v1alpha1",
-        "kind": "WasmPlugin",
-        "metadata": plugin.metadata(),
-        "spec": out,
-    })
+    if spec.default_config_disable {
+        extra.insert("defaultConfigDisable".into(), json!(true));
+    }
+    if !spec.match_rules.is_empty() {
+        extra.insert("matchRules".into(), serde_json::to_value(&spec.match_rules).unwrap_or(Value::Null));
+    }
+    wasmplugin_object("extensions.higress.io/v1alpha1", plugin, fail, extra)
 }
 
 /// Istio's `extensions.istio.io/v1alpha1` WasmPlugin: the rule document goes in `pluginConfig`.
 pub fn istio_wasmplugin(plugin: &Plugin<'_>) -> Value {
+    let fail = fail_strategy(plugin.spec().fail_strategy.unwrap_or_default());
+    let mut extra = Map::new();
+    extra.insert("pluginConfig".into(), plugin.configuration());
+    extra.insert("type".into(), json!("HTTP"));
+    wasmplugin_object("extensions.istio.io/v1alpha1", plugin, fail, extra)
+}
+
+/// The spec fields Higress's and Istio's WasmPlugin share, plus `extra`, in the object envelope.
+fn wasmplugin_object(api_version: &str, plugin: &Plugin<'_>, fail_strategy: &str, extra: Map<String, Value>) -> Value {
     let spec = plugin.spec();
-    let mut out = json!({
-        "url": plugin.pinned_url(),
-        "sha256": plugin.pinned_sha256(),
-        "pluginName": plugin.root_id(),
-        "phase": plugin.phase().as_str(),
-        "priority": plugin.priority(),
-        "failStrategy": fail_strategy(spec.fail_strategy.unwrap_or_default()),
-        "imagePullPolicy": "IfNotPresent",
-        "pluginConfig": plugin.configuration(),
-        "type": "HTTP",
-    });
-    if let Some(o) = out.as_object_mut() {
-        if !spec.image_pull_secret.is_empty() {
-            o.insert("imagePullSecret".into(), json!(spec.image_pull_secret));
-        }
-        if let Some(env) = env_list(spec) {
-            o.insert("vmConfig".into(), json!({ "env": env }));
-        }
+    let mut out = Map::new();
+    out.insert("url".into(), json!(plugin.pinned_url()));
+    out.insert("sha256".into(), json!(plugin.pinned_sha256()));
+    out.insert("pluginName".into(), json!(plugin.root_id()));
+    out.insert("phase".into(), json!(plugin.phase().as_str()));
+    out.insert("priority".into(), json!(plugin.priority()));
+    out.insert("failStrategy".into(), json!(fail_strategy));
+    // Pinned to a digest: never re-pulled.
+    out.insert("imagePullPolicy".into(), json!("IfNotPresent"));
+    if !spec.image_pull_secret.is_empty() {
+        out.insert("imagePullSecret".into(), json!(spec.image_pull_secret));
     }
+    if let Some(env) = env_list(spec) {
+        out.insert("vmConfig".into(), json!({ "env": env }));
+    }
+    out.extend(extra);
     json!({
-        "apiVersion": "extensions.istio.io/v1alpha1",
+        "apiVersion": api_version,
         "kind": "WasmPlugin",
         "metadata": plugin.metadata(),
         "spec": out,
