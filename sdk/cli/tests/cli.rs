@@ -2,27 +2,15 @@
 //! validate and pull it back.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 #[path = "../../../controller/oci/tests/support/mod.rs"]
 mod support;
 
+use common::{ok, wasmplug};
 use std::path::Path;
-use std::process::{Command, Output};
 
 use support::{Options, TestRegistry};
-
-fn wasmplug(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wasmplug")).args(args).output().unwrap()
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "stderr: {}\nstdout: {}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 #[test]
 fn build_push_inspect_validate_pull() {

@@ -3,26 +3,16 @@
 //! member that inherits the workspace's dependencies.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
+
+use common::{ok, wasmplug};
 
 use wasmplug_e2e::client;
 use wasmplug_e2e::upstream::Upstream;
-
-fn wasmplug(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wasmplug")).args(args).output().unwrap()
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "stderr: {}\nstdout: {}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// The workspace's target directory: shared, so the generated crate reuses its compiled dependencies.
 fn target_dir() -> PathBuf {
