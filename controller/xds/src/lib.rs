@@ -1,0 +1,1 @@
+//! Delivery to Envoy: the module server and the xDS server.
