@@ -9,6 +9,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value};
 
 /// API group of the resource.
@@ -93,6 +95,10 @@ pub struct WasmPluginSpec {
     pub fail_strategy: Option<FailStrategy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vm_config: Option<VmConfig>,
+    /// Which Envoy gateways get the plugin (Istio's `selector.matchLabels`): a gateway's labels
+    /// are its xDS node metadata `LABELS`. Empty: every gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<WorkloadSelector>,
     /// The data planes to render for (default: envoy).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 3))]
@@ -194,6 +200,15 @@ pub enum Target {
     Istio,
 }
 
+/// Labels a gateway must carry (all of them) to get the plugin.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadSelector {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 64))]
+    pub match_labels: BTreeMap<String, String>,
+}
+
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct VmConfig {
@@ -245,6 +260,10 @@ pub struct WasmPluginStatus {
     /// Where the config schema came from: `wasmplug.plugin` (module section) or `spec.yaml`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema_source: Option<String>,
+    /// The generation whose rendering is in place. It trails `observedGeneration` while a newer
+    /// generation is refused: the last good one keeps serving.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving_generation: Option<i64>,
     /// Every refused config value (the first 100).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 100))]

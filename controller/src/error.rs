@@ -18,6 +18,12 @@ pub enum Error {
     Schema { reason: String },
     #[error("cannot write {what}: {reason}")]
     Serialize { what: String, reason: String },
+    #[error("image pull secret `{name}`: {reason}")]
+    PullSecret { name: String, reason: String },
+    #[error("the API server has no {resource}: {reason}")]
+    TargetUnavailable { resource: String, reason: String },
+    #[error("Kubernetes API: {what}: {reason}")]
+    Kube { what: String, reason: String },
     #[error("{}: {reason}", path.display())]
     Io { path: PathBuf, reason: String },
 }

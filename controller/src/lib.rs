@@ -4,6 +4,7 @@
 pub mod config;
 pub mod crd;
 pub mod error;
+pub mod operator;
 pub mod render;
 pub mod resolve;
 pub mod standalone;

@@ -1,46 +1,129 @@
-//! `wasmplug-controller`: standalone mode (no cluster) for now.
+//! `wasmplug-controller`.
 //!
-//! `wasmplug-controller --manifests <dir> --output <dir> [--cache-dir <dir>]` reads WasmPlugin
-//! manifests, resolves each module (file://, or oci:// through the cache), validates the configs
-//! against the plugin's schema, renders the output and prints each object's status. Exit code 0
-//! when every plugin is Ready, 2 when some are not, 1 on an error that stopped the run.
+//! In a cluster (no `--manifests`): watches WasmPlugins through the Kubernetes API (in-cluster
+//! config or `KUBECONFIG`), reconciles them and serves `/metrics`, `/healthz` and `/readyz`.
+//!
+//! Standalone (`--manifests <dir> --output <dir>`): one pass over a directory of WasmPlugin
+//! manifests: resolve each module (file://, or oci:// through the cache), validate the configs
+//! against the plugin's schema, write the rendered output and print each object's status. Exit
+//! code 0 when every plugin is Ready, 2 when some are not, 1 on an error that stopped the run.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
+use wasmplug_controller::operator;
 use wasmplug_controller::render::ModuleServer;
 use wasmplug_controller::standalone::{Options, run, summary};
 use wasmplug_controller::status::is_ready;
 use wasmplug_oci::{Cache, Registry, RegistryConfig};
 
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
 #[derive(Parser, Debug)]
-#[command(name = "wasmplug-controller", version, about = "Renders WasmPlugin manifests for Envoy, Higress and Istio")]
+#[command(
+    name = "wasmplug-controller",
+    version,
+    about = "Resolves, validates and renders WasmPlugins for Envoy, Higress and Istio"
+)]
 struct Args {
-    /// Directory of WasmPlugin manifests (*.yaml, *.yml; several documents per file allowed).
-    #[arg(long)]
-    manifests: PathBuf,
-    /// Directory to write the rendered output and statuses into.
-    #[arg(long)]
-    output: PathBuf,
-    /// Module cache for oci:// images (needed for them).
+    /// Standalone mode: a directory of WasmPlugin manifests (*.yaml, *.yml; several documents per file).
+    #[arg(long, requires = "output")]
+    manifests: Option<PathBuf>,
+    /// Standalone mode: the directory to write the rendered output and statuses into.
+    #[arg(long, requires = "manifests")]
+    output: Option<PathBuf>,
+    /// Module cache for oci:// images (standalone: needed for them; in a cluster: /var/cache/wasmplug).
     #[arg(long)]
     cache_dir: Option<PathBuf>,
     /// Registries reachable over plain HTTP (host:port), e.g. a local test registry.
     #[arg(long = "insecure-registry")]
     insecure_registries: Vec<String>,
-    /// Base URL Envoy fetches modules from (`{base}/sha256/<hex>.wasm`).
-    #[arg(long, default_value_t = ModuleServer::default().base_url)]
-    module_base_url: String,
+    /// The module server's URL as gateways reach it; modules are at `{url}/modules/sha256/<hex>.wasm`.
+    #[arg(long, default_value = "http://wasmplug-controller.wasmplug-system.svc:8081")]
+    modules_url: String,
     /// The Envoy cluster that reaches the module server.
     #[arg(long, default_value_t = ModuleServer::default().cluster)]
     module_cluster: String,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    metrics_listen: SocketAddr,
+    /// Watch one namespace only (default: all namespaces).
+    #[arg(long)]
+    watch_namespace: Option<String>,
+    /// WasmPlugins reconciled in parallel.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    concurrency: u16,
+    /// Accept file:// urls in a cluster (paths on the controller's own disk).
+    #[arg(long)]
+    allow_file_urls: bool,
+    /// Seconds between re-checks of a Ready plugin (tags pulled with Always may move).
+    #[arg(long, default_value_t = 600)]
+    resync_seconds: u64,
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let args = Args::parse();
+    let module_server = ModuleServer {
+        base_url: format!("{}/modules", args.modules_url.trim_end_matches('/')),
+        cluster: args.module_cluster.clone(),
+        ..Default::default()
+    };
+    match (&args.manifests, &args.output) {
+        (Some(manifests), Some(output)) => standalone(&args, manifests.clone(), output.clone(), module_server).await,
+        _ => cluster(args, module_server).await,
+    }
+}
+
+async fn cluster(args: Args, module_server: ModuleServer) -> ExitCode {
+    init_logging(args.log_format);
+    let client = match kube::Client::try_default().await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "no Kubernetes API (in-cluster config or KUBECONFIG); for a directory of manifests use --manifests/--output");
+            return ExitCode::FAILURE;
+        }
+    };
+    let options = operator::Options {
+        cache_dir: args.cache_dir.unwrap_or_else(|| PathBuf::from("/var/cache/wasmplug")),
+        insecure_registries: args.insecure_registries,
+        watch_namespace: args.watch_namespace,
+        concurrency: args.concurrency,
+        metrics_listen: Some(args.metrics_listen),
+        module_server,
+        allow_file_urls: args.allow_file_urls,
+        resync: Duration::from_secs(args.resync_seconds.max(1)),
+    };
+    match operator::serve(client, options).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn standalone(args: &Args, manifests: PathBuf, output: PathBuf, module_server: ModuleServer) -> ExitCode {
     let cache = match &args.cache_dir {
         None => None,
         Some(dir) => {
@@ -54,16 +137,7 @@ async fn main() -> ExitCode {
             }
         }
     };
-    let opts = Options {
-        manifests: args.manifests,
-        output: args.output,
-        cache,
-        module_server: ModuleServer {
-            base_url: args.module_base_url,
-            cluster: args.module_cluster,
-            ..Default::default()
-        },
-    };
+    let opts = Options { manifests, output, cache, module_server };
     match run(&opts).await {
         Ok(reports) => {
             print!("{}", summary(&reports));

@@ -24,7 +24,7 @@ pub struct ModuleServer {
 impl Default for ModuleServer {
     fn default() -> Self {
         ModuleServer {
-            base_url: "http://wasmplug-controller.wasmplug-system.svc:8080/modules".into(),
+            base_url: "http://wasmplug-controller.wasmplug-system.svc:8081/modules".into(),
             cluster: "wasmplug-modules".into(),
             timeout: "30s".into(),
         }
@@ -239,6 +239,9 @@ pub fn istio_wasmplugin(plugin: &Plugin<'_>) -> Value {
     let mut extra = Map::new();
     extra.insert("pluginConfig".into(), plugin.configuration());
     extra.insert("type".into(), json!("HTTP"));
+    if let Some(sel) = plugin.spec().selector.as_ref().filter(|s| !s.match_labels.is_empty()) {
+        extra.insert("selector".into(), json!({ "matchLabels": sel.match_labels }));
+    }
     wasmplugin_object("extensions.istio.io/v1alpha1", plugin, fail, extra)
 }
 

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use wasmplug_oci::{Cache, Digest, ImageRef, MetadataSource, PluginMetadata};
+use wasmplug_oci::{Cache, Digest, ImageRef, MetadataSource, PluginMetadata, Registry};
 
 use crate::crd::{PullPolicy, WasmPluginSpec};
 use crate::error::{Error, Result};
@@ -58,8 +58,17 @@ pub fn resolve_file(spec: &WasmPluginSpec, path: &Path) -> Result<Resolved> {
     })
 }
 
+/// Whose credentials an image is resolved with (in-cluster: the plugin's pull secret).
+#[derive(Debug, Clone)]
+pub struct Access {
+    pub registry: Registry,
+    /// Identifies the credentials (`namespace/secret@resourceVersion`, or `anonymous`).
+    pub tenant: String,
+}
+
 /// An `oci://` image, through the cache. `sha256` is the manifest digest and is enforced.
-pub async fn resolve_image(spec: &WasmPluginSpec, cache: &Cache) -> Result<Resolved> {
+/// With `access`, the download uses the tenant's registry client.
+pub async fn resolve_image(spec: &WasmPluginSpec, cache: &Cache, access: Option<&Access>) -> Result<Resolved> {
     let oci = |e: wasmplug_oci::Error| match e {
         wasmplug_oci::Error::DigestMismatch { expected, actual, .. } => Error::DigestMismatch { expected, actual },
         other => Error::Resolve { reason: other.to_string() },
@@ -75,7 +84,11 @@ pub async fn resolve_image(spec: &WasmPluginSpec, cache: &Cache) -> Result<Resol
         Some(PullPolicy::IfNotPresent) => Some(wasmplug_oci::PullPolicy::IfNotPresent),
         Some(PullPolicy::Unspecified) | None => None,
     };
-    let m = cache.resolve(&image, expected.as_ref(), policy, None).await.map_err(oci)?;
+    let m = match access {
+        Some(a) => cache.resolve_as(&a.registry, &a.tenant, &image, expected.as_ref(), policy, None).await,
+        None => cache.resolve(&image, expected.as_ref(), policy, None).await,
+    }
+    .map_err(oci)?;
     let source = match m.metadata_source {
         Some(MetadataSource::ModuleSection) => Some(SCHEMA_FROM_SECTION),
         Some(MetadataSource::SpecYaml) => Some(SCHEMA_FROM_SPEC_YAML),
@@ -104,7 +117,7 @@ pub async fn resolve(spec: &WasmPluginSpec, cache: Option<&Cache>) -> Result<Res
         return Err(Error::Unsupported { what: "http(s):// module urls in standalone mode".into() });
     }
     match cache {
-        Some(cache) => resolve_image(spec, cache).await,
+        Some(cache) => resolve_image(spec, cache, None).await,
         None => Err(Error::Unsupported { what: "oci:// images without --cache-dir".into() }),
     }
 }

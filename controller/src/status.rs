@@ -119,3 +119,38 @@ pub fn build(
 pub fn is_ready(s: &WasmPluginStatus) -> bool {
     s.conditions.iter().any(|c| c.type_ == condition::READY && c.status == "True")
 }
+
+fn ready_condition(s: &mut WasmPluginStatus) -> Option<&mut Condition> {
+    s.conditions.iter_mut().find(|c| c.type_ == condition::READY)
+}
+
+/// The plugin is valid, but a data plane it targets could not take it.
+pub fn target_failed(s: &mut WasmPluginStatus, error: &Error, now: &Time) {
+    let reason = match error {
+        Error::TargetUnavailable { .. } => "TargetUnavailable",
+        _ => "ApplyFailed",
+    };
+    if let Some(c) = ready_condition(s) {
+        *c = condition(condition::READY, Some(false), reason, error.to_string(), c.observed_generation, now);
+    }
+}
+
+/// A refused generation while an earlier one keeps serving: say so in Ready.
+pub fn keep_serving(s: &mut WasmPluginStatus, generation: Option<i64>) {
+    s.serving_generation = generation;
+    let which = generation.map_or_else(|| "the previous generation".to_string(), |g| format!("generation {g}"));
+    if let Some(c) = ready_condition(s) {
+        c.message = format!("{}; {which} keeps serving", c.message);
+    }
+}
+
+/// Keeps `lastTransitionTime` of conditions whose status did not change, so an unchanged
+/// result writes nothing.
+pub fn carry_transition_times(old: Option<&WasmPluginStatus>, new: &mut WasmPluginStatus) {
+    let Some(old) = old else { return };
+    for c in &mut new.conditions {
+        if let Some(prev) = old.conditions.iter().find(|p| p.type_ == c.type_ && p.status == c.status) {
+            c.last_transition_time = prev.last_transition_time.clone();
+        }
+    }
+}

@@ -99,6 +99,11 @@ impl Cache {
         })
     }
 
+    /// The cached module for a reference, if any, without contacting the registry.
+    pub fn cached(&self, image: &ImageRef, expected: Option<&Digest>) -> Option<CachedModule> {
+        self.lookup(image, expected.or(image.digest()))
+    }
+
     fn lookup(&self, image: &ImageRef, known: Option<&Digest>) -> Option<CachedModule> {
         match known {
             Some(d) => self.load(&self.manifest_record(d)),
@@ -111,6 +116,21 @@ impl Cache {
     /// share one download: callers that arrive while it runs get its result.
     pub async fn resolve(
         &self,
+        image: &ImageRef,
+        expected: Option<&Digest>,
+        policy: Option<PullPolicy>,
+        progress: Progress<'_>,
+    ) -> Result<CachedModule> {
+        self.resolve_as(&self.registry, "", image, expected, policy, progress).await
+    }
+
+    /// [`Cache::resolve`] with a tenant's own registry client (its credentials). `tenant` keeps
+    /// tenants apart in the single-flight: a caller never shares a download made with another
+    /// tenant's credentials. A cache hit still does not contact the registry (see the module docs).
+    pub async fn resolve_as(
+        &self,
+        registry: &Registry,
+        tenant: &str,
         image: &ImageRef,
         expected: Option<&Digest>,
         policy: Option<PullPolicy>,
@@ -134,8 +154,8 @@ impl Cache {
             return Ok(hit);
         }
         let key = match known {
-            Some(d) => d.to_string(),
-            None => image.to_string(),
+            Some(d) => format!("{tenant}\n{d}"),
+            None => format!("{tenant}\n{image}"),
         };
         let slot = {
             let mut map = self.inflight.lock().map_err(|_| Error::bad(image.to_string(), "cache lock poisoned"))?;
@@ -153,7 +173,7 @@ impl Cache {
                     let hit = if policy == PullPolicy::IfNotPresent { self.lookup(image, known) } else { None };
                     let r = match hit {
                         Some(hit) => Ok(hit),
-                        None => self.download(image, expected, progress).await,
+                        None => self.download(registry, image, expected, progress).await,
                     };
                     *guard = Some((Instant::now(), r.as_ref().map(Clone::clone).map_err(ToString::to_string)));
                     r
@@ -170,18 +190,19 @@ impl Cache {
 
     async fn download(
         &self,
+        registry: &Registry,
         image: &ImageRef,
         expected: Option<&Digest>,
         progress: Progress<'_>,
     ) -> Result<CachedModule> {
-        let (manifest_digest, manifest) = fetch_image_manifest(&self.registry, image, expected).await?;
+        let (manifest_digest, manifest) = fetch_image_manifest(registry, image, expected).await?;
         if let Some(hit) = self.load(&self.manifest_record(&manifest_digest)) {
             // Same manifest as cached (Always on an unchanged tag): remember the tag, download nothing.
             let json = serde_json::to_vec_pretty(&hit).map_err(|e| Error::bad(image.to_string(), e.to_string()))?;
             write_atomic(&self.root.join("tmp"), &self.ref_record(image), &json)?;
             return Ok(hit);
         }
-        let pulled = pull_layers(&self.registry, image, manifest_digest, manifest, progress).await?;
+        let pulled = pull_layers(registry, image, manifest_digest, manifest, progress).await?;
         let record = CachedModule {
             reference: image.to_string(),
             manifest_digest: pulled.manifest_digest.to_string(),

@@ -104,6 +104,14 @@ impl Registry {
         Ok(Registry { http: std::sync::Arc::new(http), config: std::sync::Arc::new(config) })
     }
 
+    /// The same registry settings with other credentials (a tenant's pull secret). Tokens and
+    /// connections are not shared with `self`.
+    pub fn with_credentials(&self, docker_config: Option<DockerConfig>) -> Result<Registry> {
+        let mut config = (*self.config).clone();
+        config.docker_config = docker_config;
+        Registry::new(config)
+    }
+
     /// An oci-client for one push call, with credentials already settled here: a bearer token
     /// fetched from a checked realm, so oci-client never contacts a realm itself.
     async fn push_client(&self, image: &ImageRef) -> std::result::Result<oci_client::Client, Failure> {

@@ -1,0 +1,166 @@
+//! In-cluster mode: watch WasmPlugins, reconcile each (resolve, validate, render, apply, status),
+//! and serve metrics and health. What is in place is published in [`Context::serving`] for the
+//! delivery to Envoy.
+
+pub mod http;
+pub mod metrics;
+pub mod pull_secret;
+mod reconcile;
+pub mod targets;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::{Controller, controller, watcher};
+use kube::{Api, Client};
+use tokio::sync::watch;
+use wasmplug_oci::{Cache, Registry, RegistryConfig};
+
+use crate::crd::WasmPlugin;
+use crate::error::{Error, Result};
+use crate::render::ModuleServer;
+use crate::resolve::Resolved;
+
+pub use reconcile::{FINALIZER, backoff};
+
+/// How the in-cluster controller runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub cache_dir: PathBuf,
+    pub insecure_registries: Vec<String>,
+    /// Watch one namespace only; `None`: all namespaces.
+    pub watch_namespace: Option<String>,
+    /// Reconciles in parallel.
+    pub concurrency: u16,
+    /// `/metrics`, `/healthz`, `/readyz`; `None`: not served.
+    pub metrics_listen: Option<SocketAddr>,
+    pub module_server: ModuleServer,
+    /// Accept `file://` urls (paths on the controller's own disk). Off in clusters.
+    pub allow_file_urls: bool,
+    /// How often a Ready plugin is checked again (tags under `Always` may move).
+    pub resync: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            cache_dir: PathBuf::from("/var/cache/wasmplug"),
+            insecure_registries: Vec::new(),
+            watch_namespace: None,
+            concurrency: 4,
+            metrics_listen: None,
+            module_server: ModuleServer::default(),
+            allow_file_urls: false,
+            resync: Duration::from_secs(600),
+        }
+    }
+}
+
+/// One plugin whose rendering is in place: the generation it came from and its module.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Serving {
+    pub generation: Option<i64>,
+    pub object: WasmPlugin,
+    pub resolved: Resolved,
+}
+
+/// Shared by every reconcile.
+pub struct Context {
+    pub client: Client,
+    pub cache: Cache,
+    pub registry: Registry,
+    pub options: Options,
+    pub metrics: Arc<metrics::Metrics>,
+    /// `namespace/name` → what is in place. Watch it to deliver changes.
+    pub serving: watch::Sender<BTreeMap<String, Serving>>,
+    failures: Mutex<HashMap<String, u32>>,
+    /// (credentials, manifest digest) pairs the registry confirmed.
+    verified: Mutex<HashSet<(String, String)>>,
+    /// Things said once in the log (missing API resources).
+    said: Mutex<HashSet<String>>,
+    recorder: Recorder,
+    events: AtomicBool,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context").field("options", &self.options).finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    pub fn new(client: Client, options: Options) -> Result<Self> {
+        let config = RegistryConfig { insecure_registries: options.insecure_registries.clone(), ..Default::default() };
+        let oci = |e: wasmplug_oci::Error| Error::Resolve { reason: e.to_string() };
+        let registry = Registry::new(config).map_err(oci)?;
+        let cache = Cache::new(&options.cache_dir, registry.clone()).map_err(oci)?;
+        let reporter = Reporter { controller: "wasmplug-controller".into(), instance: std::env::var("POD_NAME").ok() };
+        Ok(Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            cache,
+            registry,
+            options,
+            metrics: Arc::new(metrics::Metrics::default()),
+            serving: watch::Sender::new(BTreeMap::new()),
+            failures: Mutex::new(HashMap::new()),
+            verified: Mutex::new(HashSet::new()),
+            said: Mutex::new(HashSet::new()),
+            events: AtomicBool::new(true),
+        })
+    }
+
+    /// Logs `message` the first time `key` is seen.
+    fn say_once(&self, key: &str, message: &str) {
+        let first = self.said.lock().map(|mut s| s.insert(key.to_string())).unwrap_or(false);
+        if first {
+            tracing::warn!("{message}");
+        }
+    }
+}
+
+/// Watches WasmPlugins and reconciles them until the process is asked to stop. `ready` turns
+/// true once the first list of WasmPlugins is in.
+pub async fn run(ctx: Arc<Context>, ready: Arc<AtomicBool>) {
+    let api: Api<WasmPlugin> = match &ctx.options.watch_namespace {
+        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+        None => Api::all(ctx.client.clone()),
+    };
+    let config = controller::Config::default().concurrency(ctx.options.concurrency);
+    let controller = Controller::new(api, watcher::Config::default().any_semantic()).with_config(config);
+    let store = controller.store();
+    tokio::spawn(async move {
+        if store.wait_until_ready().await.is_ok() {
+            ready.store(true, Ordering::Relaxed);
+            tracing::info!("the WasmPlugin watch has synced");
+        }
+    });
+    controller
+        .shutdown_on_signal()
+        .run(reconcile::reconcile, reconcile::error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "reconcile loop");
+            }
+        })
+        .await;
+}
+
+/// The in-cluster controller with its metrics and health endpoints.
+pub async fn serve(client: Client, options: Options) -> Result<()> {
+    let ctx = Arc::new(Context::new(client, options)?);
+    let ready = Arc::new(AtomicBool::new(false));
+    if let Some(addr) = ctx.options.metrics_listen {
+        let health = http::Health { metrics: ctx.metrics.clone(), ready: ready.clone() };
+        let bound = http::serve(addr, health).await?;
+        tracing::info!(%bound, "serving /metrics, /healthz and /readyz");
+    }
+    run(ctx, ready).await;
+    Ok(())
+}

@@ -1,0 +1,263 @@
+//! One reconcile of one WasmPlugin: resolve the image with the plugin's own credentials,
+//! validate its configs, apply what it renders, keep the last good rendering when a new
+//! generation is refused, and write status.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event as KubeEvent, EventType};
+use kube::runtime::finalizer::{Event, finalizer};
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+use wasmplug_oci::{Digest, ImageRef, PullPolicy as CachePolicy, fetch_image_manifest};
+
+use super::metrics::ResultLabel;
+use super::{Context, Serving, pull_secret, targets};
+use crate::config;
+use crate::crd::{PullPolicy, Target, WasmPlugin, WasmPluginStatus, condition};
+use crate::error::{Error, Result};
+use crate::render::{self, Plugin};
+use crate::resolve::{self, Access, Resolved};
+use crate::status;
+
+/// Held until the rendered objects are cleaned up.
+pub const FINALIZER: &str = "wasmplug.io/cleanup";
+
+/// Retry delay after `failures` failed attempts in a row: 5 s doubling up to 5 min.
+pub fn backoff(failures: u32) -> Duration {
+    Duration::from_secs(5u64.saturating_mul(1 << failures.min(6)).min(300))
+}
+
+fn key(o: &WasmPlugin) -> String {
+    format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any())
+}
+
+pub async fn reconcile(
+    obj: Arc<WasmPlugin>,
+    ctx: Arc<Context>,
+) -> Result<Action, kube::runtime::finalizer::Error<Error>> {
+    let started = Instant::now();
+    let api: Api<WasmPlugin> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let result = finalizer(&api, FINALIZER, obj, |event| async {
+        match event {
+            Event::Apply(o) => apply(&o, &ctx).await,
+            Event::Cleanup(o) => cleanup(&o, &ctx).await,
+        }
+    })
+    .await;
+    ctx.metrics.duration.observe(started.elapsed().as_secs_f64());
+    if result.is_err() {
+        ctx.metrics.reconciles.get_or_create(&ResultLabel { result: "error" }).inc();
+        ctx.metrics.error("ApiError");
+    }
+    result
+}
+
+pub fn error_policy(obj: Arc<WasmPlugin>, error: &kube::runtime::finalizer::Error<Error>, ctx: Arc<Context>) -> Action {
+    let failures = bump_failures(&ctx, &key(&obj));
+    tracing::warn!(plugin = %key(&obj), %error, failures, "reconcile failed, retrying");
+    Action::requeue(backoff(failures))
+}
+
+fn bump_failures(ctx: &Context, key: &str) -> u32 {
+    ctx.failures
+        .lock()
+        .map(|mut m| {
+            let n = m.entry(key.to_string()).or_insert(0);
+            *n = n.saturating_add(1);
+            *n - 1
+        })
+        .unwrap_or(0)
+}
+
+async fn apply(o: &WasmPlugin, ctx: &Context) -> Result<Action> {
+    let id = key(o);
+    let ns = o.namespace().unwrap_or_default();
+    let generation = o.metadata.generation;
+    let mut problems = status::static_problems(&o.spec);
+    if o.spec.url.starts_with("file://") && !ctx.options.allow_file_urls {
+        problems.push("url: file:// urls read the controller's own disk and are off in clusters".into());
+    }
+    let (resolved, check) = if problems.is_empty() {
+        let r = resolve_module(o, &ns, ctx).await;
+        let c = r.as_ref().ok().map(|r| config::check(&o.spec, &ns, r.schema.as_ref()));
+        (Some(r), c)
+    } else {
+        (None, None)
+    };
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let mut st = status::build(generation, &problems, resolved.as_ref(), check.as_ref(), &now);
+    let previous = ctx.serving.borrow().get(&id).cloned();
+    if status::is_ready(&st)
+        && let Some(Ok(r)) = &resolved
+    {
+        if let Err(e) = apply_targets(o, r, previous.as_ref(), ctx).await {
+            if let Error::TargetUnavailable { resource, .. } = &e {
+                ctx.say_once(resource, &format!("{e}; plugins that target it stay not Ready"));
+            }
+            status::target_failed(&mut st, &e, &now);
+        }
+        let serving = Serving { generation, object: o.clone(), resolved: r.clone() };
+        ctx.serving.send_modify(|m| {
+            m.insert(id.clone(), serving);
+        });
+        st.serving_generation = generation;
+    } else if let Some(prev) = &previous {
+        status::keep_serving(&mut st, prev.generation);
+    }
+    ctx.metrics.serving.set(i64::try_from(ctx.serving.borrow().len()).unwrap_or(i64::MAX));
+    status::carry_transition_times(o.status.as_ref(), &mut st);
+    let ready = status::is_ready(&st);
+    if o.status.as_ref() != Some(&st) {
+        publish_event(o, &st, ctx).await;
+        let api: Api<WasmPlugin> = Api::namespaced(ctx.client.clone(), &ns);
+        let body = json!({ "apiVersion": WasmPlugin::api_version(&()), "kind": "WasmPlugin", "status": st });
+        api.patch_status(&o.name_any(), &PatchParams::apply(targets::FIELD_MANAGER).force(), &Patch::Apply(&body))
+            .await
+            .map_err(|e| Error::Kube { what: format!("writing the status of {id}"), reason: e.to_string() })?;
+    }
+    let result = if ready { "ready" } else { "refused" };
+    ctx.metrics.reconciles.get_or_create(&ResultLabel { result }).inc();
+    if ready {
+        if let Ok(mut m) = ctx.failures.lock() {
+            m.remove(&id);
+        }
+        Ok(Action::requeue(ctx.options.resync))
+    } else {
+        if let Some(reason) = st.conditions.iter().find(|c| c.type_ == condition::READY).map(|c| c.reason.clone()) {
+            ctx.metrics.error(&reason);
+        }
+        Ok(Action::requeue(backoff(bump_failures(ctx, &id))))
+    }
+}
+
+/// Applies the Higress/Istio objects the plugin targets and deletes the ones it no longer targets.
+async fn apply_targets(o: &WasmPlugin, r: &Resolved, previous: Option<&Serving>, ctx: &Context) -> Result<()> {
+    let wanted = o.spec.effective_targets();
+    let plugin = Plugin { object: o, module: &r.module };
+    let mut first_error = None;
+    for target in [Target::Higress, Target::Istio] {
+        let result = if wanted.contains(&target) {
+            let object = match target {
+                Target::Higress => render::higress_wasmplugin(&plugin),
+                _ => render::istio_wasmplugin(&plugin),
+            };
+            targets::apply(&ctx.client, o, target, object).await
+        } else if previous.is_some_and(|p| p.object.spec.effective_targets().contains(&target)) {
+            targets::delete(&ctx.client, o, target).await
+        } else {
+            Ok(())
+        };
+        if let Err(e) = result {
+            first_error.get_or_insert(e);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+async fn cleanup(o: &WasmPlugin, ctx: &Context) -> Result<Action> {
+    for target in [Target::Higress, Target::Istio] {
+        targets::delete(&ctx.client, o, target).await?;
+    }
+    let id = key(o);
+    ctx.serving.send_modify(|m| {
+        m.remove(&id);
+    });
+    ctx.metrics.serving.set(i64::try_from(ctx.serving.borrow().len()).unwrap_or(i64::MAX));
+    if let Ok(mut m) = ctx.failures.lock() {
+        m.remove(&id);
+    }
+    tracing::info!(plugin = %id, "deleted: rendered objects removed");
+    Ok(Action::await_change())
+}
+
+/// Resolves the plugin's module with its own pull secret. A cached image another tenant pulled
+/// is served only after the registry confirms this tenant can read the same manifest.
+async fn resolve_module(o: &WasmPlugin, ns: &str, ctx: &Context) -> Result<Resolved> {
+    let spec = &o.spec;
+    let url = spec.url.as_str();
+    if let Some(path) = url.strip_prefix("file://") {
+        return resolve::resolve_file(spec, std::path::Path::new(path));
+    }
+    if url.starts_with("http://") || url.starts_with("https://") {
+        return Err(Error::Unsupported { what: "http(s):// module urls (use an oci:// image)".into() });
+    }
+    let (registry, tenant) = if spec.image_pull_secret.is_empty() {
+        (ctx.registry.clone(), "anonymous".to_string())
+    } else {
+        let creds = pull_secret::read(&ctx.client, ns, &spec.image_pull_secret).await?;
+        let registry = ctx
+            .registry
+            .with_credentials(Some(creds.docker_config))
+            .map_err(|e| Error::Resolve { reason: e.to_string() })?;
+        (registry, creds.tenant)
+    };
+    let image = ImageRef::parse(url).ok();
+    let expected = Digest::parse(&format!("sha256:{}", spec.sha256)).ok();
+    let policy = match spec.image_pull_policy {
+        Some(PullPolicy::Always) => Some(CachePolicy::Always),
+        Some(PullPolicy::IfNotPresent) => Some(CachePolicy::IfNotPresent),
+        _ => None,
+    };
+    let hit = image.as_ref().is_some_and(|i| {
+        policy.unwrap_or_else(|| CachePolicy::default_for(i)) == CachePolicy::IfNotPresent
+            && ctx.cache.cached(i, expected.as_ref()).is_some()
+    });
+    let access = Access { registry: registry.clone(), tenant: tenant.clone() };
+    let resolved = resolve::resolve_image(spec, &ctx.cache, Some(&access)).await;
+    if hit {
+        ctx.metrics.cache_hits.inc();
+    } else {
+        let result = if resolved.is_ok() { "ok" } else { "error" };
+        ctx.metrics.pulls.get_or_create(&ResultLabel { result }).inc();
+    }
+    let resolved = resolved?;
+    if let (Some(image), Some(digest)) = (image, resolved.module.image_digest.clone()) {
+        let pair = (tenant, digest.clone());
+        let known = ctx.verified.lock().map(|v| v.contains(&pair)).unwrap_or(false);
+        if hit && !known {
+            let manifest = Digest::parse(&digest).map_err(|e| Error::Resolve { reason: e.to_string() })?;
+            fetch_image_manifest(&registry, &image, Some(&manifest)).await.map_err(|e| Error::Resolve {
+                reason: format!("the image is cached, but this plugin's credentials cannot read it: {e}"),
+            })?;
+        }
+        if let Ok(mut v) = ctx.verified.lock() {
+            v.insert(pair);
+        }
+    }
+    Ok(resolved)
+}
+
+/// An Event when Ready changes; said once and then skipped when the API server has no Events.
+async fn publish_event(o: &WasmPlugin, st: &WasmPluginStatus, ctx: &Context) {
+    use std::sync::atomic::Ordering;
+    let ready = |s: Option<&WasmPluginStatus>| {
+        s.and_then(|s| s.conditions.iter().find(|c| c.type_ == condition::READY)).map(|c| c.status.clone())
+    };
+    let (before, now) = (ready(o.status.as_ref()), ready(Some(st)));
+    if before == now || !ctx.events.load(Ordering::Relaxed) {
+        return;
+    }
+    let Some(cond) = st.conditions.iter().find(|c| c.type_ == condition::READY) else { return };
+    let event = KubeEvent {
+        type_: if cond.status == "True" { EventType::Normal } else { EventType::Warning },
+        reason: cond.reason.clone(),
+        note: Some(cond.message.chars().take(1000).collect()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &o.object_ref(&())).await {
+        if matches!(&e, kube::Error::Api(s) if s.code == 404) {
+            ctx.events.store(false, Ordering::Relaxed);
+            ctx.say_once(
+                "events",
+                "the API server has no events.k8s.io Events: status carries everything, no Events are written",
+            );
+        } else {
+            tracing::debug!(error = %e, "publishing an event");
+        }
+    }
+}
