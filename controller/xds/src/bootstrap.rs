@@ -51,7 +51,7 @@ impl Default for BootstrapOptions {
             listen_address: None,
             listen_port: 10000,
             admin_port: 9901,
-            modules: "wasmplug-controller.wasmplug-system.svc:8080".into(),
+            modules: "wasmplug-controller.wasmplug-system.svc:8081".into(),
         }
     }
 }

@@ -102,7 +102,7 @@ impl Default for XdsOptions {
         XdsOptions {
             listener_address: "0.0.0.0:10000".into(),
             upstream_cluster: crate::bootstrap::UPSTREAM_CLUSTER.into(),
-            modules_base_url: "http://wasmplug-controller.wasmplug-system.svc:8080/modules".into(),
+            modules_base_url: "http://wasmplug-controller.wasmplug-system.svc:8081/modules".into(),
             modules_cluster: crate::bootstrap::MODULES_CLUSTER.into(),
             fetch_timeout: Duration::from_secs(30),
             nack_on_code_cache_miss: false,

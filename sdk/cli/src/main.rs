@@ -1,6 +1,7 @@
 //! `wasmplug`: build, push, pull, inspect and validate Wasm plugin images.
 
 mod build;
+mod envoy_bootstrap;
 mod inspect;
 mod new;
 mod run;
@@ -50,6 +51,8 @@ enum Format {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Print an Envoy bootstrap (YAML) that connects a gateway to the controller's xDS server.
+    EnvoyBootstrap(envoy_bootstrap::EnvoyBootstrapArgs),
     /// Serve a local gateway: the plugin chain in the wasmplug host, proxying to an upstream.
     Run(run::RunArgs),
     /// Scaffold a plugin crate: config type, handler, a test through the wasmplug-host harness, README.
@@ -183,6 +186,7 @@ async fn load(source: &str, args: &RegistryArgs) -> Result<inspect::Inspection> 
 async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Cmd::Run(args) => run::run(args).await?,
+        Cmd::EnvoyBootstrap(args) => print!("{}", envoy_bootstrap::render(&args)?),
         Cmd::New { name, dir, output } => {
             let parent = match dir {
                 Some(d) => d,
