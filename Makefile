@@ -38,7 +38,7 @@ lint:
 	$(CARGO) clippy --target wasm32-wasip1 $(WASM_PACKAGES) -p wasmplug-sdk --features wasmplug-sdk/redis -- -D warnings
 
 unit:
-	$(CARGO) test --workspace --exclude wasmplug-e2e --exclude wasmplug-host
+	$(CARGO) test --workspace --exclude wasmplug-e2e --exclude wasmplug-host --exclude wasmplug-xds
 
 e2e: wasm
 	WASMPLUG_SKIP_WASM_BUILD=1 ENVOY_BIN=$(abspath $(ENVOY)) $(CARGO) test -p wasmplug-e2e
@@ -48,6 +48,10 @@ e2e: wasm
 host: wasm
 	WASMPLUG_SKIP_WASM_BUILD=1 ENVOY_BIN=$(abspath $(ENVOY)) $(CARGO) test -p wasmplug-host
 
+# Delivery to Envoy: the module server and the xDS server driving real Envoy gateways.
+xds: wasm
+	WASMPLUG_SKIP_WASM_BUILD=1 ENVOY_BIN=$(abspath $(ENVOY)) $(CARGO) test -p wasmplug-xds
+
 # Files generated from the code (the CRD from the Rust types), and the check that they are current.
 generated:
 	$(CARGO) run -q -p wasmplug-controller --bin crdgen > deploy/crd.yaml
@@ -56,7 +60,7 @@ check-generated: generated
 	git diff --exit-code deploy/
 
 # Everything CI runs.
-test: tools registry-tools lint check-generated unit e2e host
+test: tools registry-tools lint check-generated unit e2e host xds
 
 # Host vs Envoy per-request cost and VM start time. Own target dir and profile overrides: the
 # workspace release profile is tuned for small wasm modules, not for the native host.
@@ -90,3 +94,10 @@ bench-oci: registry-tools
 	cat controller/oci/bench/results.md
 
 bench: bench-size bench-throughput
+
+# Time from an xDS update to its effect through Envoy (p50/p99 over 20 edits).
+bench-xds: wasm
+	mkdir -p controller/xds/bench
+	WASMPLUG_SKIP_WASM_BUILD=1 ENVOY_BIN=$(abspath $(ENVOY)) $(CARGO) run -q -p wasmplug-xds --example bench \
+		> controller/xds/bench/results.md
+	cat controller/xds/bench/results.md
