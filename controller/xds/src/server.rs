@@ -6,6 +6,11 @@
 //! resource, so a NACK names exactly one plugin. (A response carrying several ECDS resources is
 //! applied watch by watch and refused as a whole at the first failure, leaving the others half
 //! applied and the error hard to attribute.)
+//!
+//! After a NACK the node is sent back the filter config it last ACKed. Envoy 1.40 builds new
+//! listeners from the last config *received* for each ECDS name, even a refused one: without
+//! this, every later listener change (adding, removing or reordering plugins) would be NACKed
+//! with the refused filter's error until its config is fixed.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -396,6 +401,15 @@ impl AggregatedDiscoveryService for Ads {
     }
 }
 
+/// A response waiting for its ACK or NACK.
+struct Sent {
+    resource: Resource,
+    version: u64,
+    any: Any,
+    /// A re-send of the last ACKed config after a NACK: not reported.
+    rollback: bool,
+}
+
 /// The node behind a stream.
 struct Peer {
     id: String,
@@ -412,7 +426,11 @@ struct Conn {
     peer: Option<Peer>,
     nonce: u64,
     /// Nonce to what it carried.
-    pending: HashMap<String, (Resource, u64)>,
+    pending: HashMap<String, Sent>,
+    /// ECDS name to the last version this node ACKed, and that resource.
+    acked: HashMap<String, (u64, Any)>,
+    /// Whether the last listener sent was NACKed.
+    listener_nacked: bool,
     lds_wanted: bool,
     /// The filter names of the listener last sent.
     listener_sent: Option<Vec<String>>,
@@ -430,6 +448,8 @@ impl Conn {
             peer: None,
             nonce: 0,
             pending: HashMap::new(),
+            acked: HashMap::new(),
+            listener_nacked: false,
             lds_wanted: false,
             listener_sent: None,
             ecds_wanted: BTreeSet::new(),
@@ -508,9 +528,12 @@ impl Conn {
             }
         }
         if !req.response_nonce.is_empty()
-            && let Some((resource, version)) = self.pending.remove(&req.response_nonce)
+            && let Some(sent) = self.pending.remove(&req.response_nonce)
         {
-            self.answered(resource, version, req.error_detail.as_ref().map(|s| s.message.clone()));
+            let error = req.error_detail.as_ref().map(|s| s.message.clone());
+            if !self.on_answer(sent, error).await {
+                return Err(Status::cancelled("stream closed"));
+            }
         }
         match req.type_url.as_str() {
             LISTENER_TYPE => self.lds_wanted = true,
@@ -524,7 +547,39 @@ impl Conn {
         if self.push().await { Ok(()) } else { Err(Status::cancelled("stream closed")) }
     }
 
-    /// Records an ACK (`error` None) or a NACK.
+    /// Handles an ACK (`error` None) or a NACK of `sent`. False when the stream is gone.
+    async fn on_answer(&mut self, sent: Sent, error: Option<String>) -> bool {
+        let Sent { resource, version, any, rollback } = sent;
+        match (&resource, &error) {
+            (Resource::Filter(name), None) if rollback => {
+                tracing::debug!(filter = %name, version, "last good config restored");
+                if self.listener_nacked {
+                    // Refused while the bad filter config was the last one received: retry.
+                    self.listener_sent = None;
+                }
+                return true;
+            }
+            (Resource::Filter(name), Some(message)) if rollback => {
+                tracing::warn!(filter = %name, version, %message, "restoring the last good config was refused");
+                return true;
+            }
+            (Resource::Filter(name), None) => {
+                self.acked.insert(name.clone(), (version, any));
+            }
+            (Resource::Filter(name), Some(_)) => {
+                if let Some((good, any)) = self.acked.get(name).cloned() {
+                    let restore = Sent { resource: resource.clone(), version: good, any, rollback: true };
+                    self.answered(resource, version, error);
+                    return self.send(ECDS_TYPE, restore).await;
+                }
+            }
+            (Resource::Listener, e) => self.listener_nacked = e.is_some(),
+        }
+        self.answered(resource, version, error);
+        true
+    }
+
+    /// Records an ACK (`error` None) or a NACK and reports it.
     fn answered(&self, resource: Resource, version: u64, error: Option<String>) {
         let Some(peer) = &self.peer else { return };
         let delivery = match &error {
@@ -567,42 +622,51 @@ impl Conn {
             (Arc::clone(&state.plugins), state.version)
         };
         let mine: Vec<&Entry> = plugins.iter().filter(|e| e.filter.matches(&peer.labels)).collect();
+        // The listener first: a new listener is built from the filter configs Envoy already
+        // has, so a filter config refused right after does not take the listener down with it.
         let mut out = Vec::new();
-        for e in &mine {
-            if self.ecds_wanted.contains(&e.filter.name) && self.ecds_sent.get(&e.filter.name) != Some(&e.version) {
-                out.push((ECDS_TYPE, e.version, Resource::Filter(e.filter.name.clone()), e.resource.clone()));
-            }
-        }
         if self.lds_wanted {
             let names: Vec<String> = mine.iter().map(|e| e.filter.name.clone()).collect();
             if self.listener_sent.as_ref() != Some(&names) {
                 let (host, port) = &peer.listen;
-                let l = listener(host, *port, &self.shared.opts, &names);
-                out.push((LISTENER_TYPE, version, Resource::Listener, l));
+                let any = listener(host, *port, &self.shared.opts, &names);
+                out.push((LISTENER_TYPE, Sent { resource: Resource::Listener, version, any, rollback: false }));
                 self.listener_sent = Some(names);
             }
         }
-        for (type_url, version, resource, any) in out {
-            if let Resource::Filter(name) = &resource {
-                self.ecds_sent.insert(name.clone(), version);
-            } else if let Some(info) = self.shared.lock().conns.get_mut(&self.id) {
+        for e in &mine {
+            if self.ecds_wanted.contains(&e.filter.name) && self.ecds_sent.get(&e.filter.name) != Some(&e.version) {
+                self.ecds_sent.insert(e.filter.name.clone(), e.version);
+                let resource = Resource::Filter(e.filter.name.clone());
+                out.push((ECDS_TYPE, Sent { resource, version: e.version, any: e.resource.clone(), rollback: false }));
+            }
+        }
+        for (type_url, sent) in out {
+            if sent.resource == Resource::Listener
+                && let Some(info) = self.shared.lock().conns.get_mut(&self.id)
+            {
                 info.listener = Delivery::Pending;
             }
-            self.nonce += 1;
-            let nonce = format!("{}-{}", self.id, self.nonce);
-            self.pending.insert(nonce.clone(), (resource, version));
-            let resp = DiscoveryResponse {
-                version_info: version.to_string(),
-                resources: vec![any],
-                type_url: type_url.to_string(),
-                nonce,
-                ..DiscoveryResponse::default()
-            };
-            if self.tx.send(Ok(resp)).await.is_err() {
+            if !self.send(type_url, sent).await {
                 return false;
             }
         }
         true
+    }
+
+    /// Sends one resource in its own response. False when the stream is gone.
+    async fn send(&mut self, type_url: &str, sent: Sent) -> bool {
+        self.nonce += 1;
+        let nonce = format!("{}-{}", self.id, self.nonce);
+        let resp = DiscoveryResponse {
+            version_info: sent.version.to_string(),
+            resources: vec![sent.any.clone()],
+            type_url: type_url.to_string(),
+            nonce: nonce.clone(),
+            ..DiscoveryResponse::default()
+        };
+        self.pending.insert(nonce, sent);
+        self.tx.send(Ok(resp)).await.is_ok()
     }
 }
 

@@ -237,3 +237,67 @@ fn nodes_get_the_plugins_their_labels_select() {
     drop(internal);
     wait_for(TIMEOUT, || cp.xds.nodes().len() == 1).unwrap();
 }
+
+/// Each plugin's filter goes out in its own response: when one of two edited plugins is
+/// refused, the NACK names that one, and the other one's edit is ACKed and applied.
+#[test]
+fn a_nack_names_only_the_refusing_plugin() {
+    let cp = ControlPlane::start();
+    let [block, custom] = <[String; 2]>::try_from(cp.allow(&["request-block", "custom-response"])).unwrap();
+    let gw = cp.gateway("gw", labels(&[]));
+    let custom_cfg = |body: &str| format!(r#"{{"status_code":200,"body":"{body}","enable_on_status":[404]}}"#);
+    cp.update(vec![
+        plugin("block", &block, r#"{"block_urls":["/blocked"]}"#),
+        plugin("custom", &custom, &custom_cfg("one")),
+    ]);
+    wait_for(TIMEOUT, || cp.xds.status().iter().all(|s| s.acked() == ["gw"]) && gw.get("/blocked").status == 403)
+        .unwrap();
+    cp.upstream.respond("/missing", wasmplug_e2e::upstream::UpstreamResponse::new(404, "nope"));
+    assert_eq!(gw.get("/missing").text(), "one");
+
+    // A keep-alive connection from before a listener change (a new plugin order).
+    let mut conn = KeepAlive::open(gw.port);
+    assert_eq!(conn.get("/blocked").unwrap().0, 403);
+
+    let mut feedback = cp.xds.subscribe();
+    let v = cp.update(vec![
+        plugin("custom", &custom, &custom_cfg("two")),
+        plugin("block", &block, r#"{"block_urls":["/blocked"],"blocked_code":99}"#),
+    ]);
+    let mut seen = std::collections::BTreeMap::new();
+    while seen.len() < 2 {
+        let (name, outcome) = wait_feedback(&mut feedback, &cp.rt, |f| match f {
+            Feedback::Acked { resource: Resource::Filter(n), version, .. } if *version == v => {
+                Some((n.clone(), "ACK".to_string()))
+            }
+            Feedback::Nacked { resource: Resource::Filter(n), version, message, .. } if *version == v => {
+                Some((n.clone(), format!("NACK {message}")))
+            }
+            _ => None,
+        });
+        seen.insert(name, outcome);
+    }
+    assert_eq!(seen["custom"], "ACK");
+    assert_eq!(seen["block"], "NACK Unable to create Wasm plugin block");
+    wait_for(TIMEOUT, || gw.get("/missing").text() == "two").unwrap();
+    // block keeps its previous config.
+    assert_eq!(gw.get("/blocked").status, 403);
+    let status = cp.xds.status();
+    assert_eq!(status[0].name, "custom");
+    assert_eq!(status[0].acked(), ["gw"]);
+    assert_eq!(status[1].nacked(), [("gw", "Unable to create Wasm plugin block")]);
+    // The listener change that came with the refused config went through...
+    wait_for(TIMEOUT, || gw.http_filters() == ["custom", "block", "envoy.filters.http.router"]).unwrap();
+    wait_for(TIMEOUT, || cp.xds.nodes()[0].listener == Delivery::Acked).unwrap();
+    // ...and so do later ones while the refused config is still the current one.
+    cp.update(vec![
+        plugin("block", &block, r#"{"block_urls":["/blocked"],"blocked_code":99}"#),
+        plugin("custom", &custom, &custom_cfg("two")),
+    ]);
+    wait_for(TIMEOUT, || gw.http_filters() == ["block", "custom", "envoy.filters.http.router"]).unwrap();
+    wait_for(TIMEOUT, || cp.xds.nodes()[0].listener == Delivery::Acked).unwrap();
+    assert_eq!(gw.get("/blocked").status, 403);
+    assert_eq!(cp.xds.plugin_status("block").unwrap().nacked(), [("gw", "Unable to create Wasm plugin block")]);
+    // The connection opened before the listener changes still answers.
+    assert_eq!(conn.get("/blocked").unwrap().0, 403);
+}
