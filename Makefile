@@ -38,7 +38,13 @@ lint:
 	$(CARGO) clippy --target wasm32-wasip1 $(WASM_PACKAGES) -p wasmplug-sdk --features wasmplug-sdk/redis -- -D warnings
 
 unit: helm-tools
-	$(CARGO) test --workspace --exclude wasmplug-e2e --exclude wasmplug-host --exclude wasmplug-xds
+	set -o pipefail; bin=$$(controller/testenv/install-apiserver.sh | tail -n 1) && \
+		APISERVER_BIN=$$bin $(CARGO) test --workspace --exclude wasmplug-e2e --exclude wasmplug-host --exclude wasmplug-xds
+
+# For the API-server tests (controller/testenv): etcd (apt) and apiextensions-apiserver built from
+# Debian's Go source packages, cached under ~/.cache/wasmplug. Skipped when both are present.
+apiserver-tools:
+	controller/testenv/install-apiserver.sh
 
 e2e: wasm
 	WASMPLUG_SKIP_WASM_BUILD=1 ENVOY_BIN=$(abspath $(ENVOY)) $(CARGO) test -p wasmplug-e2e
@@ -81,7 +87,7 @@ check-generated: generated
 	git diff --exit-code deploy/ charts/
 
 # Everything CI runs.
-test: tools registry-tools lint check-generated unit e2e host xds
+test: tools registry-tools apiserver-tools lint check-generated unit e2e host xds
 
 # Host vs Envoy per-request cost and VM start time. Own target dir and profile overrides: the
 # workspace release profile is tuned for small wasm modules, not for the native host.

@@ -139,7 +139,6 @@ pub fn wasm_filter(plugin: &PluginFilter, opts: &XdsOptions) -> Any {
             })),
         }),
         environment_variables,
-        nack_on_code_cache_miss: opts.nack_on_code_cache_miss,
         ..VmConfig::default()
     };
     let failure_policy = match c.failure_policy {

@@ -97,9 +97,6 @@ pub struct XdsOptions {
     pub modules_cluster: String,
     /// Module fetch timeout.
     pub fetch_timeout: Duration,
-    /// `vm_config.nack_on_code_cache_miss`: refuse (NACK) a filter whose module is not in
-    /// Envoy's code cache yet instead of accepting it while the fetch runs in the background.
-    pub nack_on_code_cache_miss: bool,
 }
 
 impl Default for XdsOptions {
@@ -110,7 +107,6 @@ impl Default for XdsOptions {
             modules_base_url: "http://wasmplug-controller.wasmplug-system.svc:8081/modules".into(),
             modules_cluster: crate::bootstrap::MODULES_CLUSTER.into(),
             fetch_timeout: Duration::from_secs(30),
-            nack_on_code_cache_miss: false,
         }
     }
 }
