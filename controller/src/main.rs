@@ -68,6 +68,15 @@ struct Args {
     resync_seconds: u64,
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Reconcile only while holding the Lease `wasmplug-controller` (for several replicas).
+    #[arg(long)]
+    leader_elect: bool,
+    /// The Lease's namespace (default: $POD_NAMESPACE, else wasmplug-system).
+    #[arg(long)]
+    leader_elect_namespace: Option<String>,
+    /// Seconds a Lease holds without renewal.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=300))]
+    leader_elect_lease_duration: u64,
 }
 
 fn init_logging(format: LogFormat) {
@@ -104,6 +113,18 @@ async fn cluster(args: Args, module_server: ModuleServer) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let leader_election = args.leader_elect.then(|| operator::leader::Election {
+        namespace: args
+            .leader_elect_namespace
+            .clone()
+            .or_else(|| std::env::var("POD_NAMESPACE").ok())
+            .unwrap_or_else(|| "wasmplug-system".into()),
+        name: "wasmplug-controller".into(),
+        identity: std::env::var("POD_NAME")
+            .or_else(|_| std::env::var("HOSTNAME"))
+            .unwrap_or_else(|_| format!("wasmplug-controller-{}", std::process::id())),
+        lease_duration: Duration::from_secs(args.leader_elect_lease_duration),
+    });
     let options = operator::Options {
         cache_dir: args.cache_dir.unwrap_or_else(|| PathBuf::from("/var/cache/wasmplug")),
         insecure_registries: args.insecure_registries,
@@ -113,6 +134,7 @@ async fn cluster(args: Args, module_server: ModuleServer) -> ExitCode {
         module_server,
         allow_file_urls: args.allow_file_urls,
         resync: Duration::from_secs(args.resync_seconds.max(1)),
+        leader_election,
     };
     match operator::serve(client, options).await {
         Ok(()) => ExitCode::SUCCESS,

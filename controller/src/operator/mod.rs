@@ -3,6 +3,7 @@
 //! delivery to Envoy.
 
 pub mod http;
+pub mod leader;
 pub mod metrics;
 pub mod pull_secret;
 mod reconcile;
@@ -45,6 +46,8 @@ pub struct Options {
     pub allow_file_urls: bool,
     /// How often a Ready plugin is checked again (tags under `Always` may move).
     pub resync: Duration,
+    /// Reconcile only while holding this Lease.
+    pub leader_election: Option<leader::Election>,
 }
 
 impl Default for Options {
@@ -58,6 +61,7 @@ impl Default for Options {
             module_server: ModuleServer::default(),
             allow_file_urls: false,
             resync: Duration::from_secs(600),
+            leader_election: None,
         }
     }
 }
@@ -161,6 +165,17 @@ pub async fn serve(client: Client, options: Options) -> Result<()> {
         let bound = http::serve(addr, health).await?;
         tracing::info!(%bound, "serving /metrics, /healthz and /readyz");
     }
-    run(ctx, ready).await;
-    Ok(())
+    let Some(election) = ctx.options.leader_election.clone() else {
+        run(ctx, ready).await;
+        return Ok(());
+    };
+    election.acquire(&ctx.client).await;
+    let client = ctx.client.clone();
+    tokio::select! {
+        () = run(ctx, ready) => Ok(()),
+        () = election.hold(&client) => Err(Error::Kube {
+            what: format!("leader election on Lease {}/{}", election.namespace, election.name),
+            reason: "leadership lost: stopping so that a single replica reconciles".into(),
+        }),
+    }
 }
