@@ -198,6 +198,8 @@ fn chain_order_follows_the_update_and_removal_clears_it() {
     assert_eq!(gw.http_filters(), ["a.block", "hello", "envoy.filters.http.router"]);
     cp.update(vec![]);
     wait_for(TIMEOUT, || gw.http_filters() == ["envoy.filters.http.router"]).unwrap();
+    // Filter-chain changes are in-place listener updates: the socket (port 0 here) is kept.
+    assert_eq!(gw.listener_port(), Some(gw.port));
     cp.upstream.clear_requests();
     let r = gw.get("/blocked");
     assert_eq!((r.status, r.text().as_str()), (200, "upstream ok"));
@@ -229,6 +231,25 @@ fn nodes_get_the_plugins_their_labels_select() {
         s.len() == 2 && s[0].acked() == ["edge-1"] && s[1].acked() == ["edge-1", "internal-1"]
     })
     .unwrap_or_else(|| panic!("status: {:?}", cp.xds.status()));
+    // Editing the edge-only plugin reaches the edge node only.
+    let mut feedback = cp.xds.subscribe();
+    let mut edge_only = plugin("block", &block, r#"{"block_urls":["/internal"]}"#);
+    edge_only.match_labels = labels(&[("tier", "edge")]);
+    let mut everyone = plugin("hello", &hello, "{}");
+    everyone.match_labels.clear();
+    let v = cp.update(vec![edge_only, everyone]);
+    wait_feedback(&mut feedback, &cp.rt, |f| match f {
+        Feedback::Acked { node, version, .. } if node == "edge-1" && *version == v => Some(()),
+        _ => None,
+    });
+    wait_for(TIMEOUT, || edge.get("/internal").status == 403).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    while let Ok(f) = feedback.try_recv() {
+        assert!(
+            !matches!(&f, Feedback::Acked { node, .. } | Feedback::Nacked { node, .. } if node == "internal-1"),
+            "internal-1 was pushed: {f:?}"
+        );
+    }
     let nodes = cp.xds.nodes();
     let mut ids: Vec<_> = nodes.iter().map(|n| (n.id.as_str(), n.labels.get("tier").map(String::as_str))).collect();
     ids.sort();

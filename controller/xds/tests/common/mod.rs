@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
@@ -17,6 +17,9 @@ use wasmplug_xds::bootstrap::{BootstrapOptions, envoy_bootstrap};
 use wasmplug_xds::{FailurePolicy, ModuleServer, PluginFilter, WasmFilterConfig, XdsOptions, XdsServer};
 
 pub const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Requests through Envoy that failed below HTTP (connection closed or reset), all tests.
+pub static TRANSPORT_ERRORS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// A plugin module of the workspace: (sha256 hex, path).
 pub fn module(crate_name: &str) -> (String, PathBuf) {
@@ -95,15 +98,11 @@ impl ControlPlane {
         .unwrap()
     }
 
-    /// Starts an Envoy for `node` and waits until its listener is up.
+    /// Starts an Envoy for `node` and waits until its listener is up. The listener binds port
+    /// 0 (no race with other tests for a port); its port is read from the admin API.
     pub fn gateway(&self, node: &str, labels: BTreeMap<String, String>) -> Gateway {
-        let port = free_port();
-        Gateway::start(&self.bootstrap(node, labels, port), port)
+        Gateway::start(&self.bootstrap(node, labels, 0))
     }
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 pub fn envoy_bin() -> PathBuf {
@@ -119,7 +118,7 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn start(bootstrap: &serde_json::Value, port: u16) -> Gateway {
+    pub fn start(bootstrap: &serde_json::Value) -> Gateway {
         let dir = tempfile::Builder::new().prefix("wasmplug-xds-envoy-").tempdir().unwrap();
         let cfg = dir.path().join("envoy.yaml");
         std::fs::write(&cfg, serde_json::to_string_pretty(bootstrap).unwrap()).unwrap();
@@ -138,7 +137,7 @@ impl Gateway {
             .stderr(log)
             .spawn()
             .unwrap();
-        let mut gw = Gateway { child, dir, admin_port: 0, port };
+        let mut gw = Gateway { child, dir, admin_port: 0, port: 0 };
         let deadline = Instant::now() + TIMEOUT;
         loop {
             if let Some(status) = gw.child.try_wait().unwrap() {
@@ -152,13 +151,27 @@ impl Gateway {
             }
             if gw.admin_port != 0
                 && gw.admin("/ready").is_some_and(|b| b.contains("LIVE"))
-                && TcpStream::connect(("127.0.0.1", port)).is_ok()
+                && let Some(port) = gw.listener_port()
             {
+                gw.port = port;
                 return gw;
             }
             assert!(Instant::now() < deadline, "envoy not ready in {TIMEOUT:?}:\n{}", gw.logs());
             sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The bound port of the `wasmplug-gateway` listener, from admin `/listeners`.
+    pub fn listener_port(&self) -> Option<u16> {
+        let text = self.admin("/listeners?format=json")?;
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        v["listener_statuses"]
+            .as_array()?
+            .iter()
+            .find(|l| l["name"] == "wasmplug-gateway")
+            .and_then(|l| l["local_address"]["socket_address"]["port_value"].as_u64())
+            .and_then(|p| u16::try_from(p).ok())
+            .filter(|p| *p != 0)
     }
 
     pub fn admin(&self, path: &str) -> Option<String> {
@@ -174,8 +187,21 @@ impl Gateway {
         )
     }
 
+    /// GET on a new connection. A transport error is retried (twice) and reported on stderr:
+    /// see [`TRANSPORT_ERRORS`].
     pub fn get(&self, path: &str) -> wasmplug_e2e::client::Response {
-        wasmplug_e2e::client::get(self.port, path).unwrap()
+        let mut last = String::new();
+        for _ in 0..3 {
+            match wasmplug_e2e::client::get(self.port, path) {
+                Ok(r) => return r,
+                Err(e) => {
+                    eprintln!("transport error (retried): {e}");
+                    TRANSPORT_ERRORS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    last = e;
+                }
+            }
+        }
+        panic!("GET {path}: {last}\n{}", self.logs())
     }
 
     /// The names of the listener's HTTP filters, from /config_dump.
