@@ -35,12 +35,19 @@ impl Drop for Controller {
 }
 
 impl Controller {
-    fn start(cluster: &TestCluster, cache: &std::path::Path, registry: &str, namespace: &str, concurrency: u16) -> Self {
+    fn start(
+        cluster: &TestCluster,
+        cache: &std::path::Path,
+        registry: &str,
+        namespace: &str,
+        concurrency: u16,
+    ) -> Self {
         let child = Command::new(env!("CARGO_BIN_EXE_wasmplug-controller"))
             .env("KUBECONFIG", cluster.kubeconfig_path())
             .env("RUST_LOG", "warn")
             .args(["--metrics-listen", "127.0.0.1:0", "--insecure-registry", registry, "--watch-namespace", namespace])
             .args(["--concurrency", &concurrency.to_string()])
+            .args(["--xds-listen", "127.0.0.1:0", "--modules-listen", "127.0.0.1:0"])
             .arg("--cache-dir")
             .arg(cache)
             .stdout(Stdio::null())
@@ -122,7 +129,8 @@ async fn main() {
 
     // Ten distinct images (same module, different README), pushed and cached.
     let cache_dir = tempfile::tempdir().unwrap();
-    let registry = Registry::new(RegistryConfig { insecure_registries: vec![host.clone()], ..Default::default() }).unwrap();
+    let registry =
+        Registry::new(RegistryConfig { insecure_registries: vec![host.clone()], ..Default::default() }).unwrap();
     let cache = Cache::new(cache_dir.path(), registry.clone()).unwrap();
     let module = std::fs::read(wasmplug_e2e::wasm::plugin_module("request-block")).unwrap();
     for i in 0..IMAGES {
@@ -135,7 +143,9 @@ async fn main() {
 
     println!("# Controller at scale\n");
     println!("`make bench-controller`: {OBJECTS} WasmPlugins over {IMAGES} images (cached), targets envoy + higress,");
-    println!("on apiextensions-apiserver + etcd (`--unsafe-no-fsync`) and the controller binary, all on one 2-core machine.\n");
+    println!(
+        "on apiextensions-apiserver + etcd (`--unsafe-no-fsync`) and the controller binary, all on one 2-core machine.\n"
+    );
     println!("| concurrency | create {OBJECTS} objects | start → all Ready | peak RSS |");
     println!("|---|---|---|---|");
     let mut kept = None;
@@ -178,7 +188,12 @@ async fn main() {
     }
     latencies.sort();
     println!("\nSpec edit → updated Higress object ({EDITS} edits, concurrency 4, {OBJECTS} objects watched):");
-    println!("p50 {}, p99 {}, max {}.", ms(percentile(&latencies, 0.5)), ms(percentile(&latencies, 0.99)), ms(latencies[EDITS - 1]));
+    println!(
+        "p50 {}, p99 {}, max {}.",
+        ms(percentile(&latencies, 0.5)),
+        ms(percentile(&latencies, 0.99)),
+        ms(latencies[EDITS - 1])
+    );
     println!("Peak RSS of that controller after the edits: {:.1} MB.", controller.peak_rss_kb() as f64 / 1024.0);
     println!("\nGoals: all Ready ≤ 10 s, RSS ≤ 50 MB, edit p99 ≤ 200 ms.");
 }

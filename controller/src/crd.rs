@@ -26,6 +26,9 @@ pub mod condition {
     pub const CONFIG_VALID: &str = "ConfigValid";
     /// The rendered configuration is in place for every target.
     pub const READY: &str = "Ready";
+    /// Envoy gateways that select the plugin run its current config (set when the controller
+    /// serves xDS).
+    pub const PROGRAMMED: &str = "Programmed";
 }
 
 /// The plugin's desired state.

@@ -51,6 +51,21 @@ struct Args {
     /// The Envoy cluster that reaches the module server.
     #[arg(long, default_value_t = ModuleServer::default().cluster)]
     module_cluster: String,
+    /// The gRPC xDS (ADS) server for Envoy gateways.
+    #[arg(long, default_value = "0.0.0.0:18000")]
+    xds_listen: SocketAddr,
+    /// The module server (Envoy fetches modules from it; see --modules-url).
+    #[arg(long, default_value = "0.0.0.0:8081")]
+    modules_listen: SocketAddr,
+    /// The gateway listener's address, for gateways whose bootstrap does not set one.
+    #[arg(long, default_value = "0.0.0.0:10000")]
+    gateway_listener: String,
+    /// The cluster gateways route requests to (defined in their bootstrap).
+    #[arg(long, default_value = "upstream")]
+    upstream_cluster: String,
+    /// Do not serve xDS and modules (only render Higress/Istio objects and status).
+    #[arg(long)]
+    no_xds: bool,
     /// Where `/metrics`, `/healthz` and `/readyz` are served.
     #[arg(long, default_value = "0.0.0.0:8080")]
     metrics_listen: SocketAddr,
@@ -135,6 +150,12 @@ async fn cluster(args: Args, module_server: ModuleServer) -> ExitCode {
         allow_file_urls: args.allow_file_urls,
         resync: Duration::from_secs(args.resync_seconds.max(1)),
         leader_election,
+        delivery: (!args.no_xds).then(|| operator::delivery::DeliveryOptions {
+            xds_listen: args.xds_listen,
+            modules_listen: args.modules_listen,
+            listener_address: args.gateway_listener.clone(),
+            upstream_cluster: args.upstream_cluster.clone(),
+        }),
     };
     match operator::serve(client, options).await {
         Ok(()) => ExitCode::SUCCESS,

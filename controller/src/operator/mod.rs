@@ -2,6 +2,7 @@
 //! and serve metrics and health. What is in place is published in [`Context::serving`] for the
 //! delivery to Envoy.
 
+pub mod delivery;
 pub mod http;
 pub mod leader;
 pub mod metrics;
@@ -48,6 +49,8 @@ pub struct Options {
     pub resync: Duration,
     /// Reconcile only while holding this Lease.
     pub leader_election: Option<leader::Election>,
+    /// Serve xDS and modules to Envoy gateways.
+    pub delivery: Option<delivery::DeliveryOptions>,
 }
 
 impl Default for Options {
@@ -62,6 +65,7 @@ impl Default for Options {
             allow_file_urls: false,
             resync: Duration::from_secs(600),
             leader_election: None,
+            delivery: None,
         }
     }
 }
@@ -90,6 +94,8 @@ pub struct Context {
     said: Mutex<HashSet<String>>,
     recorder: Recorder,
     events: AtomicBool,
+    /// The xDS and module servers, when gateways are served.
+    pub delivery: Option<Arc<delivery::Delivery>>,
 }
 
 impl std::fmt::Debug for Context {
@@ -117,7 +123,20 @@ impl Context {
             verified: Mutex::new(HashSet::new()),
             said: Mutex::new(HashSet::new()),
             events: AtomicBool::new(true),
+            delivery: None,
         })
+    }
+
+    /// Starts the xDS and module servers of `options.delivery`, if any.
+    pub async fn start_delivery(mut self) -> Result<Self> {
+        if let Some(d) = &self.options.delivery {
+            let started =
+                delivery::Delivery::start(d, &self.options.module_server.base_url, &self.options.module_server.cluster)
+                    .await?;
+            tracing::info!(xds = %started.xds_addr, modules = %started.modules.local_addr(), "serving gateways");
+            self.delivery = Some(Arc::new(started));
+        }
+        Ok(self)
     }
 
     /// Logs `message` the first time `key` is seen.
@@ -137,7 +156,14 @@ pub async fn run(ctx: Arc<Context>, ready: Arc<AtomicBool>) {
         None => Api::all(ctx.client.clone()),
     };
     let config = controller::Config::default().concurrency(ctx.options.concurrency);
-    let controller = Controller::new(api, watcher::Config::default().any_semantic()).with_config(config);
+    let mut controller = Controller::new(api, watcher::Config::default().any_semantic()).with_config(config);
+    if let Some(d) = ctx.delivery.clone() {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(publish_changes(d.clone(), ctx.serving.subscribe(), tx.clone()));
+        tokio::spawn(async move { d.forward_feedback(tx).await });
+        let triggers = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|o| (o, rx)) });
+        controller = controller.reconcile_on(triggers);
+    }
     let store = controller.store();
     tokio::spawn(async move {
         if store.wait_until_ready().await.is_ok() {
@@ -149,16 +175,38 @@ pub async fn run(ctx: Arc<Context>, ready: Arc<AtomicBool>) {
         .shutdown_on_signal()
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::warn!(error = %e, "reconcile loop");
+            match result {
+                // A gateway's feedback about a plugin deleted meanwhile.
+                Err(controller::Error::ObjectNotFound(o)) => tracing::debug!(object = %o, "gone before its reconcile"),
+                Err(e) => tracing::warn!(error = %e, "reconcile loop"),
+                Ok(_) => {}
             }
         })
         .await;
 }
 
+/// Publishes every change of what is serving to the gateways, and asks for the reconciles that
+/// write the Programmed condition.
+async fn publish_changes(
+    d: Arc<delivery::Delivery>,
+    mut serving: watch::Receiver<BTreeMap<String, Serving>>,
+    reconcile: tokio::sync::mpsc::UnboundedSender<kube::runtime::reflector::ObjectRef<WasmPlugin>>,
+) {
+    loop {
+        let snapshot = serving.borrow_and_update().clone();
+        match d.publish(&snapshot) {
+            Ok(changed) => changed.into_iter().for_each(|o| drop(reconcile.send(o))),
+            Err(e) => tracing::error!(error = %e, "publishing to gateways"),
+        }
+        if serving.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 /// The in-cluster controller with its metrics and health endpoints.
 pub async fn serve(client: Client, options: Options) -> Result<()> {
-    let ctx = Arc::new(Context::new(client, options)?);
+    let ctx = Arc::new(Context::new(client, options)?.start_delivery().await?);
     let ready = Arc::new(AtomicBool::new(false));
     if let Some(addr) = ctx.options.metrics_listen {
         let health = http::Health { metrics: ctx.metrics.clone(), ready: ready.clone() };

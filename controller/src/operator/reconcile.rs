@@ -101,14 +101,27 @@ async fn apply(o: &WasmPlugin, ctx: &Context) -> Result<Action> {
             status::target_failed(&mut st, &e, &now);
         }
         let serving = Serving { generation, object: o.clone(), resolved: r.clone() };
-        ctx.serving.send_modify(|m| {
-            m.insert(id.clone(), serving);
+        ctx.serving.send_if_modified(|m| {
+            let same = m.get(&id).is_some_and(|p| {
+                p.generation == serving.generation
+                    && p.object.spec == serving.object.spec
+                    && p.resolved == serving.resolved
+            });
+            if !same {
+                m.insert(id.clone(), serving);
+            }
+            !same
         });
         st.serving_generation = generation;
     } else if let Some(prev) = &previous {
         status::keep_serving(&mut st, prev.generation);
     }
     ctx.metrics.serving.set(i64::try_from(ctx.serving.borrow().len()).unwrap_or(i64::MAX));
+    if let Some(d) = &ctx.delivery
+        && o.spec.effective_targets().contains(&Target::Envoy)
+    {
+        st.conditions.push(d.programmed(o, &now));
+    }
     status::carry_transition_times(o.status.as_ref(), &mut st);
     let ready = status::is_ready(&st);
     if o.status.as_ref() != Some(&st) {
@@ -120,6 +133,7 @@ async fn apply(o: &WasmPlugin, ctx: &Context) -> Result<Action> {
             .map_err(|e| Error::Kube { what: format!("writing the status of {id}"), reason: e.to_string() })?;
     }
     let result = if ready { "ready" } else { "refused" };
+    tracing::debug!(plugin = %id, generation, result, "reconciled");
     ctx.metrics.reconciles.get_or_create(&ResultLabel { result }).inc();
     if ready {
         if let Ok(mut m) = ctx.failures.lock() {

@@ -1,0 +1,248 @@
+//! Delivery to Envoy gateways: what is serving (Ready plugins targeting Envoy) goes to the xDS
+//! server in chain order, and their modules, only theirs, to the module server. Gateway ACKs and
+//! NACKs come back as reconciles of the plugin, which writes them into the Programmed condition.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::runtime::reflector::ObjectRef;
+use tokio::sync::mpsc;
+use wasmplug_xds::{
+    Delivery as NodeState, FailurePolicy, Feedback, ModuleServer, PluginFilter, Resource, WasmFilterConfig,
+};
+use wasmplug_xds::{XdsOptions, XdsServer};
+
+use super::Serving;
+use crate::crd::{EnvValueSource, FailStrategy, Target, WasmPlugin, condition};
+use crate::error::{Error, Result};
+use crate::render::{Plugin, chain_order};
+
+/// Where the xDS and module servers listen, and what the gateway listener looks like.
+#[derive(Debug, Clone)]
+pub struct DeliveryOptions {
+    pub xds_listen: SocketAddr,
+    pub modules_listen: SocketAddr,
+    /// The gateway listener's address when the gateway's bootstrap does not set one.
+    pub listener_address: String,
+    /// The cluster gateways route requests to (defined in their bootstrap).
+    pub upstream_cluster: String,
+}
+
+impl Default for DeliveryOptions {
+    fn default() -> Self {
+        let xds = XdsOptions::default();
+        DeliveryOptions {
+            xds_listen: SocketAddr::from(([0, 0, 0, 0], 18000)),
+            modules_listen: SocketAddr::from(([0, 0, 0, 0], 8081)),
+            listener_address: xds.listener_address,
+            upstream_cluster: xds.upstream_cluster,
+        }
+    }
+}
+
+/// Filter name → (plugin, the generation its current filter came from).
+type Delivered = HashMap<String, (ObjectRef<WasmPlugin>, Option<i64>)>;
+
+/// The running servers and what was delivered.
+#[derive(Debug)]
+pub struct Delivery {
+    pub xds: XdsServer,
+    pub modules: ModuleServer,
+    pub xds_addr: SocketAddr,
+    delivered: Mutex<Delivered>,
+}
+
+/// The filter name of a plugin in Envoy (also its ECDS resource name).
+pub fn filter_name(o: &WasmPlugin) -> String {
+    use kube::ResourceExt;
+    format!("{}.{}", o.namespace().unwrap_or_default(), o.name_any())
+}
+
+fn failure_policy(f: Option<FailStrategy>) -> FailurePolicy {
+    match f.unwrap_or_default() {
+        FailStrategy::Close => FailurePolicy::FailClosed,
+        FailStrategy::Open => FailurePolicy::FailOpen,
+        FailStrategy::Reload => FailurePolicy::FailReload,
+    }
+}
+
+/// The filter of one serving plugin, with the same choices as `render::envoy_filter`.
+pub fn plugin_filter(s: &Serving) -> PluginFilter {
+    let plugin = Plugin { object: &s.object, module: &s.resolved.module };
+    let spec = &s.object.spec;
+    let env = spec.vm_config.as_ref().map(|v| v.env.as_slice()).unwrap_or_default();
+    let name = plugin.id();
+    PluginFilter {
+        name: name.clone(),
+        match_labels: spec.selector.as_ref().map(|s| s.match_labels.clone()).unwrap_or_default(),
+        config: WasmFilterConfig {
+            module_sha256: s.resolved.module.module_sha256.clone(),
+            root_id: if spec.plugin_name.is_empty() {
+                s.object.metadata.name.clone().unwrap_or_default()
+            } else {
+                spec.plugin_name.clone()
+            },
+            vm_id: name,
+            configuration: plugin.configuration().to_string(),
+            failure_policy: failure_policy(spec.fail_strategy),
+            env: env
+                .iter()
+                .filter(|e| e.value_from != Some(EnvValueSource::Host))
+                .map(|e| (e.name.clone(), e.value.clone()))
+                .collect(),
+            host_env_keys: env
+                .iter()
+                .filter(|e| e.value_from == Some(EnvValueSource::Host))
+                .map(|e| e.name.clone())
+                .collect(),
+        },
+    }
+}
+
+/// The plugins for Envoy in chain order, and the modules they use (sha256 hex → file).
+pub fn snapshot(serving: &BTreeMap<String, Serving>) -> (Vec<&Serving>, Vec<(String, PathBuf)>) {
+    let mut envoy: Vec<&Serving> =
+        serving.values().filter(|s| s.object.spec.effective_targets().contains(&Target::Envoy)).collect();
+    let mut plugins: Vec<Plugin<'_>> =
+        envoy.iter().map(|s| Plugin { object: &s.object, module: &s.resolved.module }).collect();
+    chain_order(&mut plugins);
+    let order: Vec<String> = plugins.iter().map(Plugin::id).collect();
+    envoy.sort_by_key(|s| order.iter().position(|id| *id == filter_name(&s.object)));
+    let modules = envoy.iter().map(|s| (s.resolved.module.module_sha256.clone(), s.resolved.path.clone())).collect();
+    (envoy, modules)
+}
+
+impl Delivery {
+    /// Binds both servers.
+    pub async fn start(options: &DeliveryOptions, modules_base_url: &str, modules_cluster: &str) -> Result<Delivery> {
+        let modules = ModuleServer::bind(options.modules_listen).await.map_err(|e| Error::Io {
+            path: format!("module server {}", options.modules_listen).into(),
+            reason: e.to_string(),
+        })?;
+        let xds = XdsServer::new(XdsOptions {
+            listener_address: options.listener_address.clone(),
+            upstream_cluster: options.upstream_cluster.clone(),
+            modules_base_url: modules_base_url.to_string(),
+            modules_cluster: modules_cluster.to_string(),
+            ..XdsOptions::default()
+        });
+        let xds_addr = xds.serve(options.xds_listen).await.map_err(|e| Error::Io {
+            path: format!("xDS server {}", options.xds_listen).into(),
+            reason: e.to_string(),
+        })?;
+        Ok(Delivery { xds, modules, xds_addr, delivered: Mutex::new(HashMap::new()) })
+    }
+
+    /// Publishes what is serving: modules first (so a gateway can fetch what it is told about),
+    /// then the filters.
+    /// Returns the plugins whose delivered generation changed (their Programmed condition is due).
+    pub fn publish(&self, serving: &BTreeMap<String, Serving>) -> Result<Vec<ObjectRef<WasmPlugin>>> {
+        let (plugins, modules) = snapshot(serving);
+        self.modules.set_modules(modules);
+        let filters: Vec<PluginFilter> = plugins.iter().map(|s| plugin_filter(s)).collect();
+        let version = self.xds.update(filters).map_err(|e| Error::Unsupported { what: e.to_string() })?;
+        tracing::debug!(version, "published to gateways");
+        let mut changed = Vec::new();
+        if let Ok(mut d) = self.delivered.lock() {
+            let next: Delivered =
+                plugins.iter().map(|s| (filter_name(&s.object), (ObjectRef::from(&s.object), s.generation))).collect();
+            changed.extend(next.iter().filter(|(k, v)| d.get(*k) != Some(v)).map(|(_, (o, _))| o.clone()));
+            changed.extend(d.iter().filter(|(k, _)| !next.contains_key(*k)).map(|(_, (o, _))| o.clone()));
+            *d = next;
+        }
+        Ok(changed)
+    }
+
+    /// The plugin a filter belongs to.
+    pub fn owner(&self, filter: &str) -> Option<ObjectRef<WasmPlugin>> {
+        self.delivered.lock().ok()?.get(filter).map(|(o, _)| o.clone())
+    }
+
+    /// Every delivered plugin (to re-check after a gateway comes or goes).
+    pub fn owners(&self) -> Vec<ObjectRef<WasmPlugin>> {
+        self.delivered.lock().map(|d| d.values().map(|(o, _)| o.clone()).collect()).unwrap_or_default()
+    }
+
+    /// The Programmed condition of a plugin: which gateways run its current config.
+    pub fn programmed(&self, o: &WasmPlugin, now: &Time) -> Condition {
+        let name = filter_name(o);
+        let generation = o.metadata.generation;
+        let make = |status: &str, reason: &str, message: String| Condition {
+            type_: condition::PROGRAMMED.into(),
+            status: status.into(),
+            reason: reason.into(),
+            message,
+            observed_generation: generation,
+            last_transition_time: now.clone(),
+        };
+        let delivered = self.delivered.lock().ok().and_then(|d| d.get(&name).map(|(_, g)| *g));
+        let Some(delivered_generation) = delivered else {
+            return make(
+                "Unknown",
+                "NotDelivered",
+                "not delivered to gateways (not Ready, or not targeting envoy)".into(),
+            );
+        };
+        let which = delivered_generation.map_or_else(|| "the current config".into(), |g| format!("generation {g}"));
+        let Some(status) = self.xds.plugin_status(&name) else {
+            return make("Unknown", "Pending", format!("{which} is being delivered"));
+        };
+        let nacked = status.nacked();
+        if !nacked.is_empty() {
+            let detail: Vec<String> =
+                nacked.iter().map(|(node, msg)| format!("gateway {node} rejected {which}: {msg}")).collect();
+            return make(
+                "False",
+                "Rejected",
+                format!("{}; the previous config keeps serving there", detail.join("; ")),
+            );
+        }
+        if status.nodes.is_empty() {
+            return make("Unknown", "NoGateway", "no connected gateway selects this plugin".into());
+        }
+        let acked = status.acked();
+        let pending: Vec<&str> =
+            status.nodes.iter().filter(|(_, d)| **d == NodeState::Pending).map(|(n, _)| n.as_str()).collect();
+        if pending.is_empty() {
+            make("True", "Programmed", format!("{which} accepted by gateway(s) {}", acked.join(", ")))
+        } else {
+            make("Unknown", "Pending", format!("{which} waiting for gateway(s) {}", pending.join(", ")))
+        }
+    }
+
+    /// Forwards gateway feedback as the plugins to reconcile again.
+    pub async fn forward_feedback(&self, to: mpsc::UnboundedSender<ObjectRef<WasmPlugin>>) {
+        let mut feedback = self.xds.subscribe();
+        loop {
+            let event = match feedback.recv().await {
+                Ok(e) => e,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    self.owners().into_iter().for_each(|o| drop(to.send(o)));
+                    continue;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            };
+            let targets = match &event {
+                Feedback::Acked { resource: Resource::Filter(f), .. }
+                | Feedback::Nacked { resource: Resource::Filter(f), .. } => self.owner(f).into_iter().collect(),
+                Feedback::Nacked { resource: Resource::Listener, node, message, .. } => {
+                    tracing::warn!(%node, %message, "a gateway refused its listener");
+                    Vec::new()
+                }
+                Feedback::Connected { node, .. } | Feedback::Disconnected { node } => {
+                    tracing::info!(%node, event = ?event, "gateway");
+                    self.owners()
+                }
+                Feedback::Acked { .. } => Vec::new(),
+            };
+            for o in targets {
+                if to.send(o).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
