@@ -723,3 +723,46 @@ fn example_configs_pass_the_plugins_schemas() {
         assert!(stdout.contains(&id), "{id} missing:\n{stdout}");
     }
 }
+
+/// The CRD as the chart, `deploy/crd.yaml` and `deploy/install.yaml` carry it, installed into a
+/// real API server (`apiextensions-apiserver`, see controller/testenv), and every example created
+/// there: accepted by the OpenAPI schema and the CEL rules, and stored without a field pruned.
+#[tokio::test]
+async fn the_api_server_accepts_the_crds_and_the_examples() {
+    use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
+
+    let cluster = wasmplug_testenv::TestCluster::start().await.unwrap();
+    for file in [
+        chart().join("crds/wasmplug.io_wasmplugins.yaml"),
+        root().join("deploy/crd.yaml"),
+        root().join("deploy/install.yaml"),
+    ] {
+        let names = cluster.install_crds(&std::fs::read_to_string(&file).unwrap()).await.unwrap();
+        assert_eq!(names, ["wasmplugins.wasmplug.io"], "{}", file.display());
+    }
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("wasmplug.io", "v1alpha1", "WasmPlugin"));
+    let api: Api<DynamicObject> = Api::namespaced_with(cluster.client(), "examples", &resource);
+    for (file, doc) in examples() {
+        let object: DynamicObject = serde_json::from_value(doc.clone()).unwrap();
+        let created = api.create(&PostParams::default(), &object).await;
+        let created = created.unwrap_or_else(|e| panic!("{file} refused by the API server: {e}"));
+        assert_eq!(created.data["spec"], doc["spec"], "{file}: the stored spec differs (pruned fields?)");
+    }
+
+    // The same rules refuse broken variants, so the acceptance above means something.
+    let (_, hello) = examples().into_iter().find(|(f, _)| f == "hello-world.yaml").unwrap();
+    let broken = [
+        ("url", json!("ftp://example.com/x.wasm"), "url must be"),
+        ("sha256", json!("ABC"), "sha256 must be"),
+        ("matchRules", json!([{"config": {}}]), "at least one of ingress, domain or service"),
+        ("phase", json!("LATE"), "spec.phase"),
+    ];
+    for (i, (field, value, message)) in broken.into_iter().enumerate() {
+        let mut doc = hello.clone();
+        doc["metadata"]["name"] = json!(format!("broken-{i}"));
+        doc["spec"][field] = value;
+        let object: DynamicObject = serde_json::from_value(doc).unwrap();
+        let err = api.create(&PostParams::default(), &object).await.expect_err(field).to_string();
+        assert!(err.contains(message), "spec.{field}: {err}");
+    }
+}
