@@ -563,7 +563,9 @@ impl Conn {
                 self.acked.insert(name.clone(), (version, any));
             }
             (Resource::Filter(name), Some(_)) => {
-                if let Some((good, any)) = self.acked.get(name).cloned() {
+                // Only when nothing newer was sent since: a rollback must not undo a later config.
+                let latest = self.ecds_sent.get(name) == Some(&version);
+                if let Some((good, any)) = self.acked.get(name).cloned().filter(|_| latest) {
                     let restore = Sent { resource: resource.clone(), version: good, any, rollback: true };
                     self.answered(resource, version, error);
                     return self.send(ECDS_TYPE, restore).await;
