@@ -210,6 +210,47 @@ fn service_has_named_ports_and_the_deployment_wires_the_controller_flags() {
     assert!(c["args"].as_array().unwrap().contains(&json!("--watch-namespace=gateways")), "{}", c["args"]);
 }
 
+/// Every flag the chart passes (defaults and every option on) is one the controller binary takes,
+/// with a value it accepts: parsed by the real binary (in standalone mode on an empty directory,
+/// which returns after parsing).
+#[test]
+fn the_controller_binary_accepts_the_charts_flags() {
+    for option in [None, Some("all")] {
+        let d = docs(&render(option));
+        let controller = of_kind(&d, "Deployment").into_iter().find(|d| d["metadata"]["name"] == "wasmplug").unwrap();
+        let c = &controller["spec"]["template"]["spec"]["containers"][0];
+        let dir = tempfile::tempdir().unwrap();
+        let manifests = dir.path().join("manifests");
+        std::fs::create_dir(&manifests).unwrap();
+        let args: Vec<String> = c["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .map(|a| {
+                if a.starts_with("--cache-dir=") {
+                    format!("--cache-dir={}", dir.path().join("cache").display())
+                } else {
+                    a
+                }
+            })
+            .collect();
+        let out = Command::new(env!("CARGO_BIN_EXE_wasmplug-controller"))
+            .args(&args)
+            .arg("--manifests")
+            .arg(&manifests)
+            .arg("--output")
+            .arg(dir.path().join("out"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{option:?}: the controller refuses the chart's flags {args:?}:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 #[test]
 fn more_than_one_replica_needs_leader_election() {
     let chart = chart();
