@@ -114,10 +114,10 @@ with server-side apply.
 {{- define "wasmplug.rules" -}}
 - apiGroups: ["wasmplug.io"]
   resources: ["wasmplugins"]
-  verbs: ["get", "list", "watch", "patch", "update"]
+  verbs: ["list", "watch", "patch"]
 - apiGroups: ["wasmplug.io"]
   resources: ["wasmplugins/status"]
-  verbs: ["get", "patch", "update"]
+  verbs: ["patch"]
 - apiGroups: ["wasmplug.io"]
   resources: ["wasmplugins/finalizers"]
   verbs: ["update"]
@@ -129,5 +129,5 @@ with server-side apply.
   verbs: ["create", "patch"]
 - apiGroups: ["extensions.higress.io", "extensions.istio.io"]
   resources: ["wasmplugins"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  verbs: ["get", "patch", "delete"]
 {{- end }}
