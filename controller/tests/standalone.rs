@@ -149,3 +149,64 @@ fn the_binary_prints_statuses_and_exits_2_when_some_are_not_ready() {
     assert!(stdout.contains("gw/wrong-digest\tNotReady"), "{stdout}");
     assert!(stdout.contains("violation /matchRules/0/config"), "{stdout}");
 }
+
+#[path = "../oci/tests/support/mod.rs"]
+mod support;
+
+/// oci:// urls in standalone mode, from a real registry through the binary's cache: an image by
+/// tag, the same pinned by its digest, a wrong digest and a missing repository.
+#[test]
+fn the_binary_resolves_oci_images_through_its_cache() {
+    let registry = support::TestRegistry::start(support::Options::default());
+    let host = registry.host.clone();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let digest = rt.block_on(async {
+        let config = wasmplug_oci::RegistryConfig { insecure_registries: vec![host.clone()], ..Default::default() };
+        let reg = wasmplug_oci::Registry::new(config).unwrap();
+        let module = std::fs::read(plugin_module("request-block")).unwrap();
+        let pkg = wasmplug_oci::PluginPackage::from_module("plugin.wasm", module).unwrap();
+        let built = wasmplug_oci::build_image(&pkg, wasmplug_oci::PushFormat::Higress).unwrap();
+        let image = wasmplug_oci::ImageRef::parse(&format!("{host}/plugins/request-block:1.0.0")).unwrap();
+        wasmplug_oci::push(&reg, &image, &built, &|_, _| {}).await.unwrap().hex().to_string()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("manifests");
+    std::fs::create_dir(&m).unwrap();
+    let url = format!("oci://{host}/plugins/request-block:1.0.0");
+    let cfg = "  defaultConfig: {block_urls: [/admin]}\n";
+    let docs = [
+        manifest("by-tag", &url, cfg),
+        manifest("by-digest", &format!("oci://{host}/plugins/request-block@sha256:{digest}"), cfg),
+        manifest("wrong-digest", &url, &format!("  sha256: '{}'\n{cfg}", "1".repeat(64))),
+        manifest("missing", &format!("oci://{host}/plugins/nothing:1.0.0"), cfg),
+    ];
+    std::fs::write(m.join("plugins.yaml"), docs.join("---\n")).unwrap();
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_wasmplug-controller"))
+            .arg("--manifests")
+            .arg(&m)
+            .arg("--output")
+            .arg(dir.path().join("out"))
+            .arg("--cache-dir")
+            .arg(dir.path().join("cache"))
+            .args(["--insecure-registry", &host])
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains(&format!("gw/by-tag\tReady\tsha256:{digest}")), "{stdout}");
+    assert!(stdout.contains(&format!("gw/by-digest\tReady\tsha256:{digest}")), "{stdout}");
+    assert!(stdout.contains("gw/wrong-digest\tNotReady") && stdout.contains("DigestMismatch"), "{stdout}");
+    assert!(stdout.contains("gw/missing\tNotReady") && stdout.contains("plugins/nothing"), "{stdout}");
+    let higress = std::fs::read_to_string(dir.path().join("out/gw.by-tag.status.yaml")).unwrap();
+    assert!(higress.contains("schemaSource: spec.yaml"), "{higress}");
+
+    // The second run is served from the cache: it works with the registry gone.
+    drop(registry);
+    let out = run();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(&format!("gw/by-digest\tReady\tsha256:{digest}")), "{stdout}");
+    assert!(stdout.contains(&format!("gw/by-tag\tReady\tsha256:{digest}")), "{stdout}");
+}
