@@ -128,3 +128,19 @@ bench-xds: wasm
 	WASMPLUG_SKIP_WASM_BUILD=1 ENVOY_BIN=$(abspath $(ENVOY)) $(CARGO) run -q -p wasmplug-xds --example bench \
 		> controller/xds/bench/results.md
 	cat controller/xds/bench/results.md
+
+# 1,000 WasmPlugins on the real API server: convergence, RSS, edit latency.
+bench-controller: apiserver-tools registry-tools wasm
+	mkdir -p controller/bench
+	APISERVER_BIN=$$(controller/testenv/install-apiserver.sh | tail -1) WASMPLUG_SKIP_WASM_BUILD=1 \
+		CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+		$(CARGO) bench -q -p wasmplug-controller --bench scale > controller/bench/results.md
+	cat controller/bench/results.md
+
+# WasmPlugin create/edit → effect through a real Envoy gateway, via the API server and the controller.
+bench-gateway: apiserver-tools registry-tools wasm
+	mkdir -p controller/bench
+	APISERVER_BIN=$$(controller/testenv/install-apiserver.sh | tail -1) WASMPLUG_SKIP_WASM_BUILD=1 \
+		ENVOY_BIN=$(abspath $(ENVOY)) CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+		$(CARGO) bench -q -p wasmplug-controller --bench gateway > controller/bench/gateway.md
+	cat controller/bench/gateway.md
