@@ -126,4 +126,8 @@ step="check and cache the binary"
 mv "$work/apiextensions-apiserver" "$target.tmp"
 mv "$target.tmp" "$target"
 log "cached $target"
+# The unpacked packages are gigabytes of small files: remove them in the background, so that
+# callers reading the path below do not wait for the deletion.
+trap - EXIT
+(rm -rf "$work" >/dev/null 2>&1 </dev/null &)
 echo "$target"
