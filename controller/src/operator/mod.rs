@@ -19,8 +19,9 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::{Controller, controller, watcher};
-use kube::{Api, Client};
+use kube::runtime::{Controller, WatchStreamExt, controller, predicates, reflector, watcher};
+use kube::runtime::utils::Predicate;
+use kube::{Api, Client, ResourceExt};
 use tokio::sync::watch;
 use wasmplug_oci::{Cache, Registry, RegistryConfig};
 
@@ -90,6 +91,9 @@ pub struct Context {
     failures: Mutex<HashMap<String, u32>>,
     /// (credentials, manifest digest) pairs the registry confirmed.
     verified: Mutex<HashSet<(String, String)>>,
+    /// The rendered objects this process applied, by (target, owner uid): unchanged ones are
+    /// not written again.
+    applied: Mutex<HashMap<(crate::crd::Target, String), String>>,
     /// Things said once in the log (missing API resources).
     said: Mutex<HashSet<String>>,
     recorder: Recorder,
@@ -121,6 +125,7 @@ impl Context {
             serving: watch::Sender::new(BTreeMap::new()),
             failures: Mutex::new(HashMap::new()),
             verified: Mutex::new(HashSet::new()),
+            applied: Mutex::new(HashMap::new()),
             said: Mutex::new(HashSet::new()),
             events: AtomicBool::new(true),
             delivery: None,
@@ -156,7 +161,20 @@ pub async fn run(ctx: Arc<Context>, ready: Arc<AtomicBool>) {
         None => Api::all(ctx.client.clone()),
     };
     let config = controller::Config::default().concurrency(ctx.options.concurrency);
-    let mut controller = Controller::new(api, watcher::Config::default().any_semantic()).with_config(config);
+    // The cache keeps objects without managedFields and the last-applied annotation (memory),
+    // and only generation or finalizer changes trigger a reconcile: the controller's own status
+    // writes do not come back as work.
+    let (reader, writer) = reflector::store();
+    let stream = watcher(api, watcher::Config::default().any_semantic().page_size(100))
+        .default_backoff()
+        .modify(|o: &mut WasmPlugin| {
+            o.managed_fields_mut().clear();
+            o.annotations_mut().remove("kubectl.kubernetes.io/last-applied-configuration");
+        })
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(predicates::generation.combine(predicates::finalizers), Default::default());
+    let mut controller = Controller::for_stream(stream, reader).with_config(config);
     if let Some(d) = ctx.delivery.clone() {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(publish_changes(d.clone(), ctx.serving.subscribe(), tx.clone()));

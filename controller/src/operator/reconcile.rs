@@ -154,13 +154,31 @@ async fn apply_targets(o: &WasmPlugin, r: &Resolved, previous: Option<&Serving>,
     let plugin = Plugin { object: o, module: &r.module };
     let mut first_error = None;
     for target in [Target::Higress, Target::Istio] {
+        let applied_key = (target, o.uid().unwrap_or_default());
         let result = if wanted.contains(&target) {
             let object = match target {
                 Target::Higress => render::higress_wasmplugin(&plugin),
                 _ => render::istio_wasmplugin(&plugin),
             };
-            targets::apply(&ctx.client, o, target, object).await
+            // The same rendering as last applied by this process: nothing to write.
+            let text = object.to_string();
+            let unchanged = ctx.applied.lock().is_ok_and(|m| m.get(&applied_key) == Some(&text));
+            if unchanged {
+                Ok(())
+            } else {
+                let r = targets::apply(&ctx.client, o, target, object).await;
+                if let Ok(mut m) = ctx.applied.lock() {
+                    match &r {
+                        Ok(()) => m.insert(applied_key, text),
+                        Err(_) => m.remove(&applied_key),
+                    };
+                }
+                r
+            }
         } else if previous.is_some_and(|p| p.object.spec.effective_targets().contains(&target)) {
+            if let Ok(mut m) = ctx.applied.lock() {
+                m.remove(&applied_key);
+            }
             targets::delete(&ctx.client, o, target).await
         } else {
             Ok(())
@@ -174,6 +192,9 @@ async fn apply_targets(o: &WasmPlugin, r: &Resolved, previous: Option<&Serving>,
 
 async fn cleanup(o: &WasmPlugin, ctx: &Context) -> Result<Action> {
     for target in [Target::Higress, Target::Istio] {
+        if let Ok(mut m) = ctx.applied.lock() {
+            m.remove(&(target, o.uid().unwrap_or_default()));
+        }
         targets::delete(&ctx.client, o, target).await?;
     }
     let id = key(o);

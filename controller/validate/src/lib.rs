@@ -4,6 +4,9 @@
 //!
 //! A plugin without a schema gives [`Outcome::NoSchema`], never a pass.
 
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
+
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -47,12 +50,33 @@ fn check(validator: &jsonschema::Validator, doc: &Value, out: &mut Vec<Violation
     }
 }
 
+/// Compiled validators by schema text: a controller checks many objects against a few schemas.
+static COMPILED: LazyLock<Mutex<HashMap<String, Arc<jsonschema::Validator>>>> = LazyLock::new(Default::default);
+
+/// Schemas kept compiled at most; the cache starts over when full.
+const MAX_COMPILED: usize = 64;
+
+fn compiled(schema: &Value) -> Result<Arc<jsonschema::Validator>, InvalidSchema> {
+    let key = schema.to_string();
+    if let Some(v) = COMPILED.lock().ok().and_then(|m| m.get(&key).cloned()) {
+        return Ok(v);
+    }
+    let validator = Arc::new(jsonschema::validator_for(schema).map_err(|e| InvalidSchema(e.to_string()))?);
+    if let Ok(mut m) = COMPILED.lock() {
+        if m.len() >= MAX_COMPILED {
+            m.clear();
+        }
+        m.insert(key, validator.clone());
+    }
+    Ok(validator)
+}
+
 /// Validates a Higress-format document: the global config and each rule's effective config
 /// (global overlaid with the rule's fields, `_match_*` removed). Pointers name where the
 /// offending value is written: `/_rules_/1/allow/0` for a rule's own field, `/allow/0` for an
 /// inherited one (reported once).
 pub fn validate(schema: &Value, config: &Value) -> Result<Vec<Violation>, InvalidSchema> {
-    let validator = jsonschema::validator_for(schema).map_err(|e| InvalidSchema(e.to_string()))?;
+    let validator = compiled(schema)?;
     let mut out = Vec::new();
     let Some(obj) = config.as_object() else {
         check(&validator, config, &mut out, &|p| p.to_string());
