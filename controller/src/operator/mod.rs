@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::{Controller, WatchStreamExt, controller, predicates, reflector, watcher};
 use kube::runtime::utils::Predicate;
+use kube::runtime::{Controller, WatchStreamExt, controller, predicates, reflector, watcher};
 use kube::{Api, Client, ResourceExt};
 use tokio::sync::watch;
 use wasmplug_oci::{Cache, Registry, RegistryConfig};
