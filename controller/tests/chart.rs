@@ -196,7 +196,14 @@ fn service_has_named_ports_and_the_deployment_wires_the_controller_flags() {
             "--log-format=json",
         ]
     );
-    assert_eq!(c["env"], json!([{"name": "RUST_LOG", "value": "info"}]));
+    assert_eq!(
+        c["env"],
+        json!([
+            {"name": "RUST_LOG", "value": "info"},
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        ])
+    );
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
     assert_eq!(c["livenessProbe"]["httpGet"]["port"], "metrics");
