@@ -164,8 +164,11 @@ impl Demo {
             }
             // Stop the processes first, then keep their logs for reading.
             drop((self.envoy.take(), self.controller.take(), self.cluster.take()));
-            let dir = self.dir.keep();
-            println!("Logs are kept in {}", dir.display());
+            let has_logs = std::fs::read_dir(self.dir.path()).is_ok_and(|mut d| d.next().is_some());
+            if has_logs {
+                let dir = self.dir.keep();
+                println!("Logs are kept in {}", dir.display());
+            }
             return ExitCode::FAILURE;
         }
         println!("\nAll checks passed ({took:.1}s).");
