@@ -104,7 +104,8 @@ async fn converge(client: &Client, namespace: &str) -> Duration {
             return started.elapsed();
         }
         assert!(started.elapsed() < Duration::from_secs(300), "did not converge in 5 minutes");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Listing 1,000 objects loads the API server that the controller shares: poll gently.
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 

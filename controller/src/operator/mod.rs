@@ -203,6 +203,9 @@ pub async fn run(ctx: Arc<Context>, ready: Arc<AtomicBool>) {
         .await;
 }
 
+/// How long changes are collected before one push to the gateways.
+const PUBLISH_DEBOUNCE: Duration = Duration::from_millis(50);
+
 /// Publishes every change of what is serving to the gateways, and asks for the reconciles that
 /// write the Programmed condition.
 async fn publish_changes(
@@ -211,6 +214,8 @@ async fn publish_changes(
     reconcile: tokio::sync::mpsc::UnboundedSender<kube::runtime::reflector::ObjectRef<WasmPlugin>>,
 ) {
     loop {
+        // Changes come in bursts (a resync, a new image for many plugins): one push per burst.
+        tokio::time::sleep(PUBLISH_DEBOUNCE).await;
         let snapshot = serving.borrow_and_update().clone();
         match d.publish(&snapshot) {
             Ok(changed) => changed.into_iter().for_each(|o| drop(reconcile.send(o))),

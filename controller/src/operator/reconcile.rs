@@ -100,7 +100,9 @@ async fn apply(o: &WasmPlugin, ctx: &Context) -> Result<Action> {
             }
             status::target_failed(&mut st, &e, &now);
         }
-        let serving = Serving { generation, object: o.clone(), resolved: r.clone() };
+        // The schema is not needed once validated; dropping it keeps 1,000s of entries small.
+        let resolved = Resolved { schema: None, ..r.clone() };
+        let serving = Serving { generation, object: o.clone(), resolved };
         ctx.serving.send_if_modified(|m| {
             let same = m.get(&id).is_some_and(|p| {
                 p.generation == serving.generation
