@@ -72,7 +72,14 @@ async fn setup(client_for: impl FnOnce(Client, &str) -> Client, registry: Regist
         ..Default::default()
     };
     let ctx = Arc::new(Context::new(client.clone(), options).unwrap());
-    tokio::spawn(operator::run(ctx.clone(), Arc::new(AtomicBool::new(false))));
+    let ready = Arc::new(AtomicBool::new(false));
+    tokio::spawn(operator::run(ctx.clone(), ready.clone()));
+    // Ready (for /readyz) once the first list of WasmPlugins is in.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ready.load(std::sync::atomic::Ordering::Relaxed) {
+        assert!(Instant::now() < deadline, "the controller never reported its watch as synced");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     Setup { _cluster: cluster, client, registry, ctx, _cache: cache }
 }
 

@@ -167,7 +167,9 @@ impl Delivery {
     }
 
     /// The Programmed condition of a plugin: which gateways run its current config.
-    pub fn programmed(&self, o: &WasmPlugin, now: &Time) -> Condition {
+    /// `serving` is the generation whose rendering is in place (the current one, or the last
+    /// good one while the current is refused).
+    pub fn programmed(&self, o: &WasmPlugin, serving: Option<i64>, now: &Time) -> Condition {
         let name = filter_name(o);
         let generation = o.metadata.generation;
         let make = |status: &str, reason: &str, message: String| Condition {
@@ -187,6 +189,10 @@ impl Delivery {
             );
         };
         let which = delivered_generation.map_or_else(|| "the current config".into(), |g| format!("generation {g}"));
+        if serving.is_some() && delivered_generation != serving {
+            let next = serving.map_or_else(|| "the current config".into(), |g| format!("generation {g}"));
+            return make("Unknown", "Pending", format!("{next} is being delivered"));
+        }
         let Some(status) = self.xds.plugin_status(&name) else {
             return make("Unknown", "Pending", format!("{which} is being delivered"));
         };

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::utils::Predicate;
 use kube::runtime::{Controller, WatchStreamExt, controller, predicates, reflector, watcher};
@@ -172,6 +172,11 @@ pub async fn run(ctx: Arc<Context>, ready: Arc<AtomicBool>) {
             o.annotations_mut().remove("kubectl.kubernetes.io/last-applied-configuration");
         })
         .reflect(writer)
+        .inspect_ok(move |event| {
+            if matches!(event, watcher::Event::InitDone) && !ready.swap(true, Ordering::Relaxed) {
+                tracing::info!("the WasmPlugin watch has synced");
+            }
+        })
         .applied_objects()
         .predicate_filter(predicates::generation.combine(predicates::finalizers), Default::default());
     let mut controller = Controller::for_stream(stream, reader).with_config(config);
@@ -182,13 +187,6 @@ pub async fn run(ctx: Arc<Context>, ready: Arc<AtomicBool>) {
         let triggers = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|o| (o, rx)) });
         controller = controller.reconcile_on(triggers);
     }
-    let store = controller.store();
-    tokio::spawn(async move {
-        if store.wait_until_ready().await.is_ok() {
-            ready.store(true, Ordering::Relaxed);
-            tracing::info!("the WasmPlugin watch has synced");
-        }
-    });
     controller
         .shutdown_on_signal()
         .run(reconcile::reconcile, reconcile::error_policy, ctx)

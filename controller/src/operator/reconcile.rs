@@ -122,7 +122,7 @@ async fn apply(o: &WasmPlugin, ctx: &Context) -> Result<Action> {
     if let Some(d) = &ctx.delivery
         && o.spec.effective_targets().contains(&Target::Envoy)
     {
-        st.conditions.push(d.programmed(o, &now));
+        st.conditions.push(d.programmed(o, st.serving_generation, &now));
     }
     status::carry_transition_times(o.status.as_ref(), &mut st);
     let ready = status::is_ready(&st);

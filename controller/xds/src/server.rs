@@ -301,11 +301,12 @@ impl XdsServer {
         }
         let mut state = self.shared.lock();
         let version = state.version + 1;
+        let previous: std::collections::HashMap<&str, &Entry> =
+            state.plugins.iter().map(|e| (e.filter.name.as_str(), e)).collect();
         let entries: Vec<Entry> = plugins
             .into_iter()
             .map(|filter| {
-                let unchanged =
-                    state.plugins.iter().find(|e| e.filter.name == filter.name && e.filter.config == filter.config);
+                let unchanged = previous.get(filter.name.as_str()).filter(|e| e.filter.config == filter.config);
                 match unchanged {
                     Some(old) => Entry { resource: old.resource.clone(), version: old.version, filter },
                     None => Entry { resource: wasm_filter(&filter, &self.shared.opts), version, filter },
