@@ -57,6 +57,16 @@ impl Controller {
         Controller(child)
     }
 
+    /// CPU time used so far (user + system), from /proc (clock ticks of 10 ms).
+    fn cpu(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.0.id())).unwrap_or_default();
+        // Fields after the command name (which is in parentheses): utime and stime are 12th and 13th.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+        let fields: Vec<u64> = rest.split_whitespace().filter_map(|f| f.parse().ok()).collect();
+        let ticks = fields.get(10).copied().unwrap_or(0) + fields.get(11).copied().unwrap_or(0);
+        Duration::from_millis(ticks * 10)
+    }
+
     /// Peak resident memory (VmHWM) in kB.
     fn peak_rss_kb(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.0.id())).unwrap_or_default();
@@ -147,8 +157,8 @@ async fn main() {
     println!(
         "on apiextensions-apiserver + etcd (`--unsafe-no-fsync`) and the controller binary, all on one 2-core machine.\n"
     );
-    println!("| concurrency | create {OBJECTS} objects | start → all Ready | peak RSS |");
-    println!("|---|---|---|---|");
+    println!("| concurrency | create {OBJECTS} objects | start → all Ready | controller CPU | peak RSS |");
+    println!("|---|---|---|---|---|");
     let mut kept = None;
     for concurrency in [1u16, 4, 16] {
         let namespace = format!("bench-c{concurrency}");
@@ -156,7 +166,8 @@ async fn main() {
         let controller = Controller::start(&cluster, cache_dir.path(), &host, &namespace, concurrency);
         let took = converge(&client, &namespace).await;
         let rss = controller.peak_rss_kb();
-        println!("| {concurrency} | {} | {} | {:.1} MB |", ms(created), ms(took), rss as f64 / 1024.0);
+        let cpu = controller.cpu();
+        println!("| {concurrency} | {} | {} | {} | {:.1} MB |", ms(created), ms(took), ms(cpu), rss as f64 / 1024.0);
         if concurrency == 4 {
             kept = Some((controller, namespace));
         }
