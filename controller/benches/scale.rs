@@ -210,7 +210,7 @@ async fn main() {
                 break;
             }
             assert!(started.elapsed() < Duration::from_secs(30), "edit {edit} never reached the Higress object");
-            tokio::time::sleep(Duration::from_millis(2)).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
         latencies.push(started.elapsed());
     }
