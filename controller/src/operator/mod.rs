@@ -201,8 +201,9 @@ pub async fn run(ctx: Arc<Context>, ready: Arc<AtomicBool>) {
         .await;
 }
 
-/// How long changes are collected before one push to the gateways.
-const PUBLISH_DEBOUNCE: Duration = Duration::from_millis(50);
+/// The least time between two pushes to the gateways: a change after a quiet time goes out at
+/// once, and the changes of a burst (a resync, a new image for many plugins) go out together.
+const PUBLISH_INTERVAL: Duration = Duration::from_millis(20);
 
 /// Publishes every change of what is serving to the gateways, and asks for the reconciles that
 /// write the Programmed condition.
@@ -212,13 +213,12 @@ async fn publish_changes(
     reconcile: tokio::sync::mpsc::UnboundedSender<kube::runtime::reflector::ObjectRef<WasmPlugin>>,
 ) {
     loop {
-        // Changes come in bursts (a resync, a new image for many plugins): one push per burst.
-        tokio::time::sleep(PUBLISH_DEBOUNCE).await;
         let snapshot = serving.borrow_and_update().clone();
         match d.publish(&snapshot) {
             Ok(changed) => changed.into_iter().for_each(|o| drop(reconcile.send(o))),
             Err(e) => tracing::error!(error = %e, "publishing to gateways"),
         }
+        tokio::time::sleep(PUBLISH_INTERVAL).await;
         if serving.changed().await.is_err() {
             return;
         }
