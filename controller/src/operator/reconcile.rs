@@ -48,6 +48,13 @@ pub async fn reconcile(
         }
     })
     .await;
+    // A second cleanup of an object already released (gateway feedback can ask for one): done.
+    let result = match result {
+        Err(kube::runtime::finalizer::Error::RemoveFinalizer(kube::Error::Api(s))) if s.code == 404 => {
+            Ok(Action::await_change())
+        }
+        other => other,
+    };
     ctx.metrics.duration.observe(started.elapsed().as_secs_f64());
     if result.is_err() {
         ctx.metrics.reconciles.get_or_create(&ResultLabel { result: "error" }).inc();
