@@ -78,6 +78,12 @@ impl Plugin<'_> {
         self.spec().priority.unwrap_or(0)
     }
 
+    /// Where the plugin runs in a filter chain: by phase, then the higher priority, then by
+    /// `namespace.name` (see [`chain_order`]).
+    pub fn chain_key(&self) -> (u8, std::cmp::Reverse<i32>, String) {
+        (self.phase().rank(), std::cmp::Reverse(self.priority()), self.id())
+    }
+
     /// The configuration document, serialized as Envoy's StringValue carries it.
     pub fn configuration(&self) -> Value {
         plugin_config(self.spec(), self.namespace()).document
@@ -191,13 +197,7 @@ pub fn envoy_filter(plugin: &Plugin<'_>, server: &ModuleServer) -> Value {
 /// The order plugins run in: AUTHN, AUTHZ, STATS, then unspecified; within a phase the higher
 /// priority first; then by `namespace.name`.
 pub fn chain_order(plugins: &mut [Plugin<'_>]) {
-    plugins.sort_by(|a, b| {
-        (a.phase().rank(), std::cmp::Reverse(a.priority()), a.id()).cmp(&(
-            b.phase().rank(),
-            std::cmp::Reverse(b.priority()),
-            b.id(),
-        ))
-    });
+    plugins.sort_by_cached_key(Plugin::chain_key);
 }
 
 /// The HTTP filters for all plugins, in chain order (put before `envoy.filters.http.router`).

@@ -18,7 +18,7 @@ use wasmplug_xds::{XdsOptions, XdsServer};
 use super::Serving;
 use crate::crd::{EnvValueSource, FailStrategy, Target, WasmPlugin, condition};
 use crate::error::{Error, Result};
-use crate::render::{Plugin, chain_order};
+use crate::render::Plugin;
 
 /// Where the xDS and module servers listen, and what the gateway listener looks like.
 #[derive(Debug, Clone)]
@@ -106,11 +106,7 @@ pub fn plugin_filter(s: &Serving) -> PluginFilter {
 pub fn snapshot(serving: &BTreeMap<String, Serving>) -> (Vec<&Serving>, Vec<(String, PathBuf)>) {
     let mut envoy: Vec<&Serving> =
         serving.values().filter(|s| s.object.spec.effective_targets().contains(&Target::Envoy)).collect();
-    let mut plugins: Vec<Plugin<'_>> =
-        envoy.iter().map(|s| Plugin { object: &s.object, module: &s.resolved.module }).collect();
-    chain_order(&mut plugins);
-    let order: Vec<String> = plugins.iter().map(Plugin::id).collect();
-    envoy.sort_by_key(|s| order.iter().position(|id| *id == filter_name(&s.object)));
+    envoy.sort_by_cached_key(|s| Plugin { object: &s.object, module: &s.resolved.module }.chain_key());
     let modules = envoy.iter().map(|s| (s.resolved.module.module_sha256.clone(), s.resolved.path.clone())).collect();
     (envoy, modules)
 }
