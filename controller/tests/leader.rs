@@ -13,27 +13,6 @@ use serde_json::json;
 use wasmplug_controller::operator::leader::Election;
 use wasmplug_testenv::TestCluster;
 
-const LEASE_CRD: &str = r#"
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: leases.coordination.k8s.io
-  annotations:
-    api-approved.kubernetes.io: "unapproved, test stand-in for the built-in Lease API"
-spec:
-  group: coordination.k8s.io
-  scope: Namespaced
-  names: { plural: leases, singular: lease, kind: Lease, listKind: LeaseList }
-  versions:
-    - name: v1
-      served: true
-      storage: true
-      schema:
-        openAPIV3Schema:
-          type: object
-          x-kubernetes-preserve-unknown-fields: true
-"#;
-
 fn election(identity: &str, secs: u64) -> Election {
     Election {
         namespace: "wasmplug-system".into(),
@@ -46,7 +25,7 @@ fn election(identity: &str, secs: u64) -> Election {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_leader_at_a_time_and_takeover_after_expiry() {
     let cluster = TestCluster::start().await.expect("API server (run `make apiserver-tools`)");
-    cluster.install_crds(LEASE_CRD).await.unwrap();
+    cluster.install_crds(&wasmplug_testenv::stand_in_crd("coordination.k8s.io", "Lease", "leases")).await.unwrap();
     let client = cluster.client();
     // Generous durations: on a busy machine one API call can take a good part of a second.
     let (a, b) = (election("replica-a", 6), election("replica-b", 6));

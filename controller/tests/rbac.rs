@@ -26,29 +26,6 @@ use wasmplug_testenv::TestCluster;
 
 type Call = (String, String, String);
 
-fn stand_in_crd(group: &str, kind: &str, plural: &str) -> String {
-    format!(
-        r#"apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: {plural}.{group}
-  annotations:
-    api-approved.kubernetes.io: "unapproved, test stand-in for a built-in API"
-spec:
-  group: {group}
-  scope: Namespaced
-  names: {{ plural: {plural}, singular: {singular}, kind: {kind}, listKind: {kind}List }}
-  versions:
-    - name: v1
-      served: true
-      storage: true
-      schema:
-        openAPIV3Schema: {{ type: object, x-kubernetes-preserve-unknown-fields: true }}
-"#,
-        singular = kind.to_lowercase()
-    )
-}
-
 /// (group, resource[/subresource], verb) of a request, as RBAC sees it.
 fn rbac_call(method: &http::Method, path: &str, query: &str) -> Call {
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
@@ -149,8 +126,8 @@ async fn chart_rbac_grants_exactly_the_calls_the_controller_makes() {
     cluster.install_crds(include_str!("../../deploy/crd.yaml")).await.unwrap();
     cluster.install_crds(include_str!("fixtures/crds/higress-wasmplugin.yaml")).await.unwrap();
     cluster.install_crds(include_str!("fixtures/crds/istio-wasmplugin.yaml")).await.unwrap();
-    cluster.install_crds(&stand_in_crd("coordination.k8s.io", "Lease", "leases")).await.unwrap();
-    cluster.install_crds(&stand_in_crd("events.k8s.io", "Event", "events")).await.unwrap();
+    cluster.install_crds(&wasmplug_testenv::stand_in_crd("coordination.k8s.io", "Lease", "leases")).await.unwrap();
+    cluster.install_crds(&wasmplug_testenv::stand_in_crd("events.k8s.io", "Event", "events")).await.unwrap();
     let registry = support::TestRegistry::start(support::Options { auth: true, tls: false });
     let host = registry.host.clone();
 

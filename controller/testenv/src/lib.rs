@@ -559,6 +559,32 @@ fn find_etcd() -> Result<PathBuf> {
         .ok_or_else(|| Error::EtcdNotFound("ETCD_BIN is unset and there is no etcd on PATH".to_string()))
 }
 
+/// A CRD standing in for a built-in namespaced API this server lacks (Leases, Events): same
+/// group, version `v1`, kind and plural, so clients use the same paths and get the same
+/// resourceVersion compare-and-swap; the schema keeps whatever is sent.
+pub fn stand_in_crd(group: &str, kind: &str, plural: &str) -> String {
+    format!(
+        r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: {plural}.{group}
+  annotations:
+    api-approved.kubernetes.io: "unapproved, test stand-in for a built-in API"
+spec:
+  group: {group}
+  scope: Namespaced
+  names: {{ plural: {plural}, singular: {singular}, kind: {kind}, listKind: {kind}List }}
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema: {{ type: object, x-kubernetes-preserve-unknown-fields: true }}
+"#,
+        singular = kind.to_lowercase()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
