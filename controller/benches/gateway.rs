@@ -4,14 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "../tests/system/mod.rs"]
-mod system;
-
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use system::System;
-use system::xds_support::{Gateway, wait_for};
+use wasmplug_testenv::gateway::{Gateway, wait_for};
+use wasmplug_testenv::system::System;
 
 const EDITS: usize = 20;
 const CREATES: usize = 10;
@@ -19,7 +16,8 @@ const CREATES: usize = 10;
 fn timed(gw: &Gateway, action: impl FnOnce(), mut effect: impl FnMut() -> bool) -> Duration {
     let started = Instant::now();
     action();
-    wait_for(system::TIMEOUT, &mut effect).unwrap_or_else(|| panic!("no effect in time\n{}", gw.logs()));
+    wait_for(wasmplug_testenv::system::TIMEOUT, &mut effect)
+        .unwrap_or_else(|| panic!("no effect in time\n{}", gw.logs()));
     started.elapsed()
 }
 
@@ -62,7 +60,7 @@ fn main() {
             || gw.get(&path).status == 403,
         ));
         sys.delete(&name);
-        wait_for(system::TIMEOUT, || gw.get(&path).status == 200).unwrap();
+        wait_for(wasmplug_testenv::system::TIMEOUT, || gw.get(&path).status == 200).unwrap();
     }
 
     println!("# WasmPlugin change → effect through Envoy\n");

@@ -8,9 +8,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "../oci/tests/support/mod.rs"]
-mod support;
-
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -42,7 +39,7 @@ impl Controller {
         namespace: &str,
         concurrency: u16,
     ) -> Self {
-        let metrics = support::free_port();
+        let metrics = wasmplug_testkit::registry::free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_wasmplug-controller"))
             .env("KUBECONFIG", cluster.kubeconfig_path())
             .env("RUST_LOG", "warn")
@@ -61,7 +58,7 @@ impl Controller {
 
     /// `wasmplug_serving_plugins` from the controller's /metrics (0 while it starts).
     fn serving(&self) -> u64 {
-        let text = wasmplug_e2e::client::get(self.1, "/metrics").map(|r| r.text()).unwrap_or_default();
+        let text = wasmplug_testkit::client::get(self.1, "/metrics").map(|r| r.text()).unwrap_or_default();
         text.lines()
             .find_map(|l| l.strip_prefix("wasmplug_serving_plugins "))
             .and_then(|v| v.trim().parse().ok())
@@ -151,7 +148,7 @@ async fn main() {
     cluster.install_crds(include_str!("../../deploy/crd.yaml")).await.unwrap();
     cluster.install_crds(include_str!("../tests/fixtures/crds/higress-wasmplugin.yaml")).await.unwrap();
     let client = cluster.client();
-    let reg = support::TestRegistry::start(support::Options::default());
+    let reg = wasmplug_testkit::registry::TestRegistry::start(wasmplug_testkit::registry::Options::default());
     let host = reg.host.clone();
 
     // Ten distinct images (same module, different README), pushed and cached.
@@ -159,7 +156,7 @@ async fn main() {
     let registry =
         Registry::new(RegistryConfig { insecure_registries: vec![host.clone()], ..Default::default() }).unwrap();
     let cache = Cache::new(cache_dir.path(), registry.clone()).unwrap();
-    let module = std::fs::read(wasmplug_e2e::wasm::plugin_module("request-block")).unwrap();
+    let module = std::fs::read(wasmplug_testkit::wasm::plugin_module("request-block")).unwrap();
     for i in 0..IMAGES {
         let mut pkg = PluginPackage::from_module("plugin.wasm", module.clone()).unwrap();
         pkg.readme = Some(format!("bench image {i}\n"));

@@ -41,12 +41,13 @@ pub fn resolve_file(spec: &WasmPluginSpec, path: &Path) -> Result<Resolved> {
     }
     let name = path.display().to_string();
     let oci = |e: wasmplug_oci::Error| Error::Resolve { reason: e.to_string() };
-    let mut found = schema_of(PluginMetadata::from_module(&name, &bytes).map_err(oci)?, Some(SCHEMA_FROM_SECTION));
+    let mut found =
+        schema_of(wasmplug_oci::metadata::from_module(&name, &bytes).map_err(oci)?, Some(SCHEMA_FROM_SECTION));
     let spec_yaml = path.with_file_name("spec.yaml");
     if found.0.is_none()
         && let Ok(text) = std::fs::read_to_string(&spec_yaml)
     {
-        let meta = PluginMetadata::from_spec_yaml(&spec_yaml.display().to_string(), &text).map_err(oci)?;
+        let meta = wasmplug_oci::metadata::from_spec_yaml(&spec_yaml.display().to_string(), &text).map_err(oci)?;
         found = schema_of(Some(meta), Some(SCHEMA_FROM_SPEC_YAML));
     }
     Ok(Resolved {

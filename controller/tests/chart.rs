@@ -755,7 +755,7 @@ fn example_configs_pass_the_plugins_schemas() {
         let mut doc = doc.clone();
         let url = doc["spec"]["url"].as_str().unwrap().to_string();
         let plugin = url.trim_start_matches("oci://ghcr.io/wasmplug/plugins/").trim_end_matches(":0.1.0");
-        let module = wasmplug_e2e::wasm::plugin_module(plugin);
+        let module = wasmplug_testkit::wasm::plugin_module(plugin);
         doc["spec"]["url"] = json!(format!("file://{}", module.display()));
         doc["metadata"]["namespace"] = json!("examples");
         std::fs::write(manifests.join(file), serde_json::to_string(&doc).unwrap()).unwrap();

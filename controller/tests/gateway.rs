@@ -5,13 +5,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod system;
-
 use std::time::Duration;
 
 use serde_json::json;
-use system::xds_support::{Gateway, KeepAlive, wait_for};
-use system::{System, TIMEOUT, support::free_port};
+use wasmplug_testenv::gateway::{Gateway, KeepAlive, wait_for};
+use wasmplug_testenv::system::{System, TIMEOUT};
+use wasmplug_testkit::registry::free_port;
 
 fn until(what: &str, gw: &Gateway, f: impl FnMut() -> bool) -> Duration {
     wait_for(TIMEOUT, f).unwrap_or_else(|| panic!("{what} never happened\n{}", gw.logs()))

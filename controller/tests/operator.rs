@@ -7,9 +7,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "../oci/tests/support/mod.rs"]
-mod support;
-
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
@@ -19,12 +16,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
-use support::{Options as RegistryOptions, TestRegistry};
 use wasmplug_controller::WasmPlugin;
 use wasmplug_controller::operator::{self, Context};
-use wasmplug_e2e::wasm::plugin_module;
 use wasmplug_oci::{ImageRef, PluginPackage, PushFormat, Registry, RegistryConfig, build_image, push};
 use wasmplug_testenv::TestCluster;
+use wasmplug_testkit::registry::{Options as RegistryOptions, TestRegistry};
+use wasmplug_testkit::wasm::plugin_module;
 
 const CRD: &str = include_str!("../../deploy/crd.yaml");
 const HIGRESS_CRD: &str = include_str!("fixtures/crds/higress-wasmplugin.yaml");
@@ -328,8 +325,8 @@ async fn pull_secrets_are_per_namespace_and_cached_images_do_not_leak() {
     let s = setup(
         move |real, host| {
             let mut secrets = BTreeMap::new();
-            for (name, password) in [("regcred", support::PASSWORD), ("wrong", "not-the-password")] {
-                let (path, secret) = docker_secret("gw", name, host, support::USER, password);
+            for (name, password) in [("regcred", wasmplug_testkit::registry::PASSWORD), ("wrong", "not-the-password")] {
+                let (path, secret) = docker_secret("gw", name, host, wasmplug_testkit::registry::USER, password);
                 secrets.insert(path, secret);
             }
             let mut opaque = docker_secret("gw", "opaque", host, "u", "p").1;
@@ -341,8 +338,13 @@ async fn pull_secrets_are_per_namespace_and_cached_images_do_not_leak() {
     )
     .await;
     let host = s.registry.host.clone();
-    let digest =
-        push_module(&host, "private/hello", module("hello-world"), Some((support::USER, support::PASSWORD))).await;
+    let digest = push_module(
+        &host,
+        "private/hello",
+        module("hello-world"),
+        Some((wasmplug_testkit::registry::USER, wasmplug_testkit::registry::PASSWORD)),
+    )
+    .await;
     let api: Api<WasmPlugin> = Api::namespaced(s.client.clone(), "gw");
     let url = format!("oci://{host}/private/hello:v1");
     let with_secret = |secret: &str| json!({ "url": url, "imagePullSecret": secret });

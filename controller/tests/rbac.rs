@@ -8,9 +8,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "../oci/tests/support/mod.rs"]
-mod support;
-
 use std::collections::BTreeSet;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
@@ -128,11 +125,12 @@ async fn chart_rbac_grants_exactly_the_calls_the_controller_makes() {
     cluster.install_crds(include_str!("fixtures/crds/istio-wasmplugin.yaml")).await.unwrap();
     cluster.install_crds(&wasmplug_testenv::stand_in_crd("coordination.k8s.io", "Lease", "leases")).await.unwrap();
     cluster.install_crds(&wasmplug_testenv::stand_in_crd("events.k8s.io", "Event", "events")).await.unwrap();
-    let registry = support::TestRegistry::start(support::Options { auth: true, tls: false });
+    let registry =
+        wasmplug_testkit::registry::TestRegistry::start(wasmplug_testkit::registry::Options { auth: true, tls: false });
     let host = registry.host.clone();
 
     use base64::Engine as _;
-    let docker = json!({ "auths": { &host: { "username": support::USER, "password": support::PASSWORD } } });
+    let docker = json!({ "auths": { &host: { "username": wasmplug_testkit::registry::USER, "password": wasmplug_testkit::registry::PASSWORD } } });
     let secret = json!({
         "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
         "metadata": { "name": "regcred", "namespace": "gw", "resourceVersion": "1" },
@@ -148,7 +146,7 @@ async fn chart_rbac_grants_exactly_the_calls_the_controller_makes() {
         ..Default::default()
     };
     let reg = wasmplug_oci::Registry::new(config).unwrap();
-    let module = std::fs::read(wasmplug_e2e::wasm::plugin_module("hello-world")).unwrap();
+    let module = std::fs::read(wasmplug_testkit::wasm::plugin_module("hello-world")).unwrap();
     let pkg = wasmplug_oci::PluginPackage::from_module("plugin.wasm", module).unwrap();
     let image = wasmplug_oci::ImageRef::parse(&format!("{host}/private/hello:v1")).unwrap();
     let built = wasmplug_oci::build_image(&pkg, wasmplug_oci::PushFormat::Higress).unwrap();

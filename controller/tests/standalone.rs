@@ -10,7 +10,7 @@ use serde_json::Value;
 use wasmplug_controller::render::ModuleServer;
 use wasmplug_controller::standalone::{Options, Report, run};
 use wasmplug_controller::status::is_ready;
-use wasmplug_e2e::wasm::plugin_module;
+use wasmplug_testkit::wasm::plugin_module;
 
 fn manifest(name: &str, url: &str, extra: &str) -> String {
     format!(
@@ -150,14 +150,11 @@ fn the_binary_prints_statuses_and_exits_2_when_some_are_not_ready() {
     assert!(stdout.contains("violation /matchRules/0/config"), "{stdout}");
 }
 
-#[path = "../oci/tests/support/mod.rs"]
-mod support;
-
 /// oci:// urls in standalone mode, from a real registry through the binary's cache: an image by
 /// tag, the same pinned by its digest, a wrong digest and a missing repository.
 #[test]
 fn the_binary_resolves_oci_images_through_its_cache() {
-    let registry = support::TestRegistry::start(support::Options::default());
+    let registry = wasmplug_testkit::registry::TestRegistry::start(wasmplug_testkit::registry::Options::default());
     let host = registry.host.clone();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let digest = rt.block_on(async {

@@ -3,6 +3,6 @@ mod config {
     include!("src/config.rs");
 }
 
-fn main() {
-    wasmplug_sdk_build::PluginInfo::new().title("Basic Auth").phase("AUTHN").priority(320).emit::<config::Config>();
+fn main() -> std::io::Result<()> {
+    wasmplug_sdk_build::PluginInfo::new().title("Basic Auth").phase("AUTHN").priority(320).emit::<config::Config>()
 }

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Module sizes of the release builds (opt-level z, LTO, stripped): raw and gzip -9 bytes,
+# Module sizes of the `wasm` profile builds (opt-level z, LTO, stripped): raw and gzip -9 bytes,
 # and the SDK hello-world against the same behaviour written on the raw proxy-wasm crate.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-dir=target/wasm32-wasip1/release
+dir=target/wasm32-wasip1/wasm
 size() { stat -c %s "$1"; }
 gz() { gzip -9 -c "$1" | wc -c; }
 echo "| module | bytes | gzip -9 bytes |"

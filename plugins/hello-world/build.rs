@@ -3,6 +3,6 @@ mod config {
     include!("src/config.rs");
 }
 
-fn main() {
-    wasmplug_sdk_build::PluginInfo::new().title("Hello World").emit::<config::Config>();
+fn main() -> std::io::Result<()> {
+    wasmplug_sdk_build::PluginInfo::new().title("Hello World").emit::<config::Config>()
 }

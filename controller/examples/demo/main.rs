@@ -17,8 +17,6 @@
 
 mod procs;
 mod status;
-#[path = "../../oci/tests/support/mod.rs"]
-mod support;
 
 use procs::*;
 use status::*;
@@ -34,12 +32,12 @@ use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use wasmplug_controller::WasmPlugin;
-use wasmplug_e2e::client::{self, Response};
-use wasmplug_e2e::upstream::{RecordedRequest, Upstream};
+use wasmplug_envoy::bootstrap::{BootstrapOptions, envoy_bootstrap};
 use wasmplug_oci::{ImageRef, PluginPackage, PushFormat, Registry, RegistryConfig, build_image, push};
 use wasmplug_testenv::TestCluster;
+use wasmplug_testkit::client::{self, Response};
+use wasmplug_testkit::upstream::{RecordedRequest, Upstream};
 use wasmplug_xds::ModuleServer;
-use wasmplug_xds::bootstrap::{BootstrapOptions, envoy_bootstrap};
 
 /// The sample plugins the demo runs: (crate, its example manifest).
 const PLUGINS: [(&str, &str); 4] = [
@@ -101,7 +99,7 @@ struct Demo {
     /// Kept alive for the demo's lifetime (dropped in reverse: processes before their files).
     envoy: Option<Envoy>,
     controller: Option<Proc>,
-    registry: Option<support::TestRegistry>,
+    registry: Option<wasmplug_testkit::registry::TestRegistry>,
     cluster: Option<TestCluster>,
     module_server: Option<ModuleServer>,
 }
@@ -216,9 +214,9 @@ impl Demo {
 
     fn cluster(&mut self) -> Result<()> {
         self.step("API server, CRD, registry, plugin images");
-        let missing_registry = !Path::new(support::REGISTRY_BIN).exists();
+        let missing_registry = !Path::new(wasmplug_testkit::registry::REGISTRY_BIN).exists();
         let cluster = if missing_registry {
-            Err(format!("{} is missing (run `make registry-tools`)", support::REGISTRY_BIN))
+            Err(format!("{} is missing (run `make registry-tools`)", wasmplug_testkit::registry::REGISTRY_BIN))
         } else {
             self.rt.block_on(TestCluster::start()).map_err(|e| e.to_string())
         };
@@ -238,7 +236,7 @@ impl Demo {
             cluster.base_url(),
             crds.join(", ")
         );
-        let registry = support::TestRegistry::start(support::Options::default());
+        let registry = wasmplug_testkit::registry::TestRegistry::start(wasmplug_testkit::registry::Options::default());
         println!("   registry {} (docker-registry, plain HTTP)", registry.host);
         let mut objects = Vec::new();
         for (name, _) in PLUGINS {
@@ -396,7 +394,7 @@ impl Demo {
     }
 
     fn push(&self, host: &str, image: &str, crate_name: &str) -> Result<String> {
-        let path = wasmplug_e2e::wasm::try_plugin_module(crate_name)?;
+        let path = wasmplug_testkit::wasm::try_plugin_module(crate_name)?;
         let module = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         self.rt.block_on(async {
             let config = RegistryConfig { insecure_registries: vec![host.to_string()], ..Default::default() };
@@ -575,7 +573,7 @@ impl Demo {
         let out = self.dir.path().join("out");
         std::fs::create_dir_all(&manifests).map_err(|e| e.to_string())?;
         for (name, _) in PLUGINS {
-            let module = wasmplug_e2e::wasm::try_plugin_module(name)?;
+            let module = wasmplug_testkit::wasm::try_plugin_module(name)?;
             let module = module.canonicalize().map_err(|e| format!("{}: {e}", module.display()))?;
             let mut doc = manifest(name)?;
             doc["spec"]["url"] = json!(format!("file://{}", module.display()));

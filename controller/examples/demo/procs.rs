@@ -110,7 +110,7 @@ pub struct Envoy {
 
 impl Envoy {
     pub fn start(dir: &Path, config: &Value) -> Result<Envoy> {
-        let bin = wasmplug_e2e::envoy::envoy_binary()?;
+        let bin = wasmplug_testkit::envoy::envoy_binary()?;
         let cfg = dir.join("envoy.json");
         let admin_file = dir.join("envoy.admin");
         let mut f = std::fs::File::create(&cfg).map_err(|e| e.to_string())?;

@@ -33,8 +33,8 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::bootstrap::{LABELS_KEY, LISTENER_KEY, split_host_port};
 use crate::resources::{ECDS_TYPE, LISTENER_TYPE, listener, wasm_filter};
+use wasmplug_envoy::bootstrap::{LABELS_KEY, LISTENER_KEY, split_host_port};
 
 /// What Envoy does when the plugin cannot run (module not fetched, VM failed, plugin crashed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
@@ -103,9 +103,9 @@ impl Default for XdsOptions {
     fn default() -> Self {
         XdsOptions {
             listener_address: "0.0.0.0:10000".into(),
-            upstream_cluster: crate::bootstrap::UPSTREAM_CLUSTER.into(),
+            upstream_cluster: wasmplug_envoy::bootstrap::UPSTREAM_CLUSTER.into(),
             modules_base_url: "http://wasmplug-controller.wasmplug-system.svc:8081/modules".into(),
-            modules_cluster: crate::bootstrap::MODULES_CLUSTER.into(),
+            modules_cluster: wasmplug_envoy::bootstrap::MODULES_CLUSTER.into(),
             fetch_timeout: Duration::from_secs(30),
         }
     }

@@ -1,9 +1,7 @@
 //! The xDS server driving real Envoy 1.40 gateways (all on 127.0.0.1).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
-use common::{ControlPlane, KeepAlive, TIMEOUT, labels, plugin, wait_for};
+use wasmplug_testenv::gateway::{ControlPlane, KeepAlive, TIMEOUT, labels, plugin, wait_for};
 use wasmplug_xds::{Delivery, FailurePolicy, Feedback, Resource};
 
 /// Waits for the feedback event `pick` selects.
@@ -273,7 +271,7 @@ fn a_nack_names_only_the_refusing_plugin() {
     ]);
     wait_for(TIMEOUT, || cp.xds.status().iter().all(|s| s.acked() == ["gw"]) && gw.get("/blocked").status == 403)
         .unwrap();
-    cp.upstream.respond("/missing", wasmplug_e2e::upstream::UpstreamResponse::new(404, "nope"));
+    cp.upstream.respond("/missing", wasmplug_testkit::upstream::UpstreamResponse::new(404, "nope"));
     assert_eq!(gw.get("/missing").text(), "one");
 
     // A keep-alive connection from before a listener change (a new plugin order).

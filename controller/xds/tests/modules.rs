@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use sha2::{Digest, Sha256};
-use wasmplug_e2e::client;
+use wasmplug_testkit::client;
 use wasmplug_xds::ModuleServer;
 
 fn sha(bytes: &[u8]) -> String {

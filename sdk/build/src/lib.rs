@@ -7,8 +7,8 @@
 //! mod config {
 //!     include!("src/config.rs");
 //! }
-//! fn main() {
-//!     wasmplug_sdk_build::PluginInfo::new().phase("AUTHN").priority(320).emit::<config::Config>();
+//! fn main() -> std::io::Result<()> {
+//!     wasmplug_sdk_build::PluginInfo::new().phase("AUTHN").priority(320).emit::<config::Config>()
 //! }
 //! ```
 //! Including the very file that defines the config type makes the schema the one the parser uses.
@@ -16,7 +16,7 @@
 use std::path::PathBuf;
 
 use schemars::JsonSchema;
-use serde_json::{Value, json};
+use wasmplug_contract::{METADATA_FILE, Phase, PluginMetadata};
 
 /// Metadata written next to the schema. Name, version and description come from the crate.
 #[derive(Debug, Default, Clone)]
@@ -50,29 +50,29 @@ impl PluginInfo {
     }
 
     /// The document embedded in the module.
-    pub fn document<C: JsonSchema>(&self) -> Value {
+    pub fn document<C: JsonSchema>(&self) -> PluginMetadata {
         let env = |k: &str| std::env::var(k).unwrap_or_default();
         let name = env("CARGO_PKG_NAME");
-        json!({
-            "name": name,
-            "title": self.title.clone().unwrap_or_else(|| name.clone()),
-            "version": env("CARGO_PKG_VERSION"),
-            "description": env("CARGO_PKG_DESCRIPTION"),
-            "phase": self.phase.clone().unwrap_or_else(|| "UNSPECIFIED_PHASE".to_string()),
-            "priority": self.priority.unwrap_or(0),
-            "configSchema": schemars::schema_for!(C),
-        })
+        PluginMetadata {
+            title: self.title.clone().unwrap_or_else(|| name.clone()),
+            name,
+            version: env("CARGO_PKG_VERSION"),
+            description: env("CARGO_PKG_DESCRIPTION"),
+            phase: self.phase.clone().unwrap_or_else(|| Phase::Unspecified.as_str().to_string()),
+            priority: self.priority.unwrap_or(0),
+            category: None,
+            config_schema: Some(schemars::schema_for!(C).to_value()),
+        }
     }
 
-    /// Writes the document for the build script's crate and tells cargo when to rerun.
-    pub fn emit<C: JsonSchema>(&self) {
+    /// Writes the document for the build script's crate and tells cargo when to rerun. A
+    /// build script returns the error from `main`, which fails the build with its message.
+    pub fn emit<C: JsonSchema>(&self) -> std::io::Result<()> {
         println!("cargo:rerun-if-changed=build.rs");
         println!("cargo:rerun-if-changed=src/config.rs");
-        let out = PathBuf::from(std::env::var("OUT_DIR").unwrap_or_else(|_| ".".into())).join("wasmplug-plugin.json");
-        let text = self.document::<C>().to_string();
-        if let Err(e) = std::fs::write(&out, text) {
-            println!("cargo:warning=cannot write {}: {e}", out.display());
-            std::process::exit(1);
-        }
+        let out = PathBuf::from(std::env::var("OUT_DIR").unwrap_or_else(|_| ".".into())).join(METADATA_FILE);
+        let text = serde_json::to_string(&self.document::<C>())?;
+        std::fs::write(&out, text)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot write {}: {e}", out.display())))
     }
 }

@@ -5,7 +5,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
-use wasmplug_oci::PluginMetadata;
+use wasmplug_contract::build;
 
 /// What `build` wrote.
 #[derive(Debug, serde::Serialize)]
@@ -49,23 +49,24 @@ fn package(dir: &Path) -> Result<(String, PathBuf)> {
 pub fn build(dir: &Path, out_dir: Option<&Path>) -> Result<Built> {
     let (name, target) = package(dir)?;
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--release", "--target", "wasm32-wasip1", "-p", &name, "--manifest-path"])
+        .args(build::CARGO_ARGS)
+        .args(["-p", &name, "--manifest-path"])
         .arg(dir.join("Cargo.toml"))
         .status()
         .context("cannot run cargo build")?;
     if !status.success() {
         bail!("cargo build of {name} for wasm32-wasip1 failed");
     }
-    let module_path = target.join("wasm32-wasip1/release").join(format!("{}.wasm", name.replace('-', "_")));
+    let module_path = build::module_path(&target, &name);
     let module = std::fs::read(&module_path)
         .with_context(|| format!("{} not found: is {name} a cdylib crate?", module_path.display()))?;
-    let metadata = PluginMetadata::from_module(&module_path.display().to_string(), &module)?;
+    let metadata = wasmplug_oci::metadata::from_module(&module_path.display().to_string(), &module)?;
     let out_dir = out_dir.map(Path::to_path_buf).unwrap_or_else(|| dir.join("target/wasmplug"));
     std::fs::create_dir_all(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
     std::fs::write(out_dir.join("plugin.wasm"), &module)?;
     let spec = out_dir.join("spec.yaml");
     match &metadata {
-        Some(m) => std::fs::write(&spec, m.to_spec_yaml()?)?,
+        Some(m) => std::fs::write(&spec, wasmplug_oci::metadata::to_spec_yaml(m)?)?,
         None => {
             eprintln!("warning: {name} has no `wasmplug.plugin` section (not built with wasmplug-sdk): no spec.yaml");
             let _ = std::fs::remove_file(&spec);

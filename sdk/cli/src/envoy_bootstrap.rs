@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, bail};
-use wasmplug_xds::bootstrap::{BootstrapOptions, envoy_bootstrap, split_host_port};
+use wasmplug_envoy::bootstrap::{BootstrapOptions, envoy_bootstrap, split_host_port};
 
 /// The module server's port when `--modules` is not given (same host as `--xds`).
 const DEFAULT_MODULES_PORT: u16 = 8081;

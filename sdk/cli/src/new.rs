@@ -206,8 +206,10 @@ serde_json = "1"
 # A crate of its own, not a member of an enclosing workspace.
 [workspace]
 
-# Plugins are size-sensitive wasm modules: small, whole-program optimised, no unwinding.
-[profile.release]
+# The module's profile (`cargo build --profile wasm --target wasm32-wasip1`): small,
+# whole-program optimised, no unwinding.
+[profile.wasm]
+inherits = "release"
 opt-level = "z"
 lto = true
 codegen-units = 1
@@ -226,8 +228,8 @@ mod config {
     include!("src/config.rs");
 }
 
-fn main() {
-    wasmplug_sdk_build::PluginInfo::new().phase("UNSPECIFIED_PHASE").priority(0).emit::<config::Config>();
+fn main() -> std::io::Result<()> {
+    wasmplug_sdk_build::PluginInfo::new().phase("UNSPECIFIED_PHASE").priority(0).emit::<config::Config>()
 }
 "#;
 
@@ -310,7 +312,7 @@ fn module() -> &'static PathBuf {
     static MODULE: OnceLock<PathBuf> = OnceLock::new();
     MODULE.get_or_init(|| {
         let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["build", "--release", "--target", "wasm32-wasip1", "--message-format=json", "--manifest-path"])
+            .args(["build", "--profile", "wasm", "--target", "wasm32-wasip1", "--message-format=json", "--manifest-path"])
             .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
             .output()
             .expect("cannot run cargo");
@@ -383,11 +385,11 @@ Unknown fields are refused. Example:
 ## Build, test, run
 
 ```sh
-cargo build --release --target wasm32-wasip1   # the module: <target>/wasm32-wasip1/release/__LIB__.wasm
+cargo build --profile wasm --target wasm32-wasip1   # the module: <target>/wasm32-wasip1/wasm/__LIB__.wasm
 cargo test                                      # tests/plugin.rs: builds the module, runs it in wasmplug-host
 wasmplug build .                                # plugin.wasm + spec.yaml + README.md in target/wasmplug
 echo '{"denyPathPrefix": "/admin"}' > config.json
-wasmplug run --upstream http://127.0.0.1:8080 --plugin <target>/wasm32-wasip1/release/__LIB__.wasm \
+wasmplug run --upstream http://127.0.0.1:8080 --plugin <target>/wasm32-wasip1/wasm/__LIB__.wasm \
   --config config.json --explain                # a local gateway on 127.0.0.1:10000: try curl
 ```
 

@@ -4,13 +4,10 @@
 
 mod common;
 
-#[path = "../../../controller/oci/tests/support/mod.rs"]
-mod support;
-
 use common::{ok, wasmplug};
 use std::path::Path;
 
-use support::{Options, TestRegistry};
+use wasmplug_testkit::registry::{Options, TestRegistry};
 
 #[test]
 fn build_push_inspect_validate_pull() {

@@ -11,7 +11,7 @@ fn envoy_validates(yaml: &str) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bootstrap.yaml");
     std::fs::write(&path, yaml).unwrap();
-    let envoy = wasmplug_e2e::envoy::envoy_binary().unwrap();
+    let envoy = wasmplug_testkit::envoy::envoy_binary().unwrap();
     let out = Command::new(envoy)
         .args(["--mode", "validate", "--use-dynamic-base-id", "-l", "warning", "-c"])
         .arg(&path)

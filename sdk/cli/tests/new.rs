@@ -11,8 +11,8 @@ use std::process::{Command, Stdio};
 
 use common::{ok, wasmplug};
 
-use wasmplug_e2e::client;
-use wasmplug_e2e::upstream::Upstream;
+use wasmplug_testkit::client;
+use wasmplug_testkit::upstream::Upstream;
 
 /// The workspace's target directory: shared, so the generated crate reuses its compiled dependencies.
 fn target_dir() -> PathBuf {
@@ -60,12 +60,12 @@ fn standalone_crate_builds_and_passes_its_harness_test() {
     assert!(out.status.success(), "{log}");
     assert!(log.contains("test configured_header_and_denied_prefix ... ok"), "{log}");
     assert!(log.contains("test result: ok. 3 passed"), "{log}");
-    assert!(target_dir().join("wasm32-wasip1/release/demo_plugin.wasm").is_file());
+    assert!(target_dir().join("wasm32-wasip1/wasm/demo_plugin.wasm").is_file());
 
     // The built module carries the metadata and schema `wasmplug inspect` reads.
     let inspected: serde_json::Value = serde_json::from_str(&ok(&wasmplug(&[
         "inspect",
-        target_dir().join("wasm32-wasip1/release/demo_plugin.wasm").to_str().unwrap(),
+        target_dir().join("wasm32-wasip1/wasm/demo_plugin.wasm").to_str().unwrap(),
         "--output",
         "json",
     ])))
@@ -80,7 +80,7 @@ fn standalone_crate_builds_and_passes_its_harness_test() {
     let mut gateway = Command::new(env!("CARGO_BIN_EXE_wasmplug"))
         .args(["run", "--listen", "127.0.0.1:0", "--upstream", &format!("http://127.0.0.1:{}", upstream.port())])
         .arg("--plugin")
-        .arg(target_dir().join("wasm32-wasip1/release/demo_plugin.wasm"))
+        .arg(target_dir().join("wasm32-wasip1/wasm/demo_plugin.wasm"))
         .arg("--config")
         .arg(&config)
         .stdout(Stdio::piped())

@@ -2,18 +2,15 @@
 //! recording upstream, with a callout to a cluster given on the command line and `--explain`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "../../host/tests/fixtures/mod.rs"]
-mod fixtures;
-
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use wasmplug_e2e::client;
-use wasmplug_e2e::upstream::{Upstream, UpstreamResponse};
-use wasmplug_e2e::wasm::plugin_module;
+use wasmplug_testkit::client;
+use wasmplug_testkit::upstream::{Upstream, UpstreamResponse};
+use wasmplug_testkit::wasm::plugin_module;
 
 /// The running gateway; killed on drop.
 struct Gateway {
@@ -258,7 +255,11 @@ fn a_failing_plugin_is_reported_and_the_gateway_stays_up() {
     let tmp = tempfile::tempdir().unwrap();
     let upstream = Upstream::start();
     let panicking = tmp.path().join("panicking.wasm");
-    std::fs::write(&panicking, wat::parse_str(fixtures::module(fixtures::PANIC)).unwrap()).unwrap();
+    std::fs::write(
+        &panicking,
+        wat::parse_str(wasmplug_testkit::fixtures::module(wasmplug_testkit::fixtures::PANIC)).unwrap(),
+    )
+    .unwrap();
     let gw = Gateway::start(&[
         s("--upstream"),
         format!("http://127.0.0.1:{}", upstream.port()),

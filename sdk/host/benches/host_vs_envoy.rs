@@ -4,9 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use wasmplug_e2e::upstream::Upstream;
-use wasmplug_e2e::{Envoy, EnvoyConfig, WasmFilter, client, wasm};
 use wasmplug_host::{HttpResponse, Plugin, Request, VmOptions};
+use wasmplug_testkit::upstream::Upstream;
+use wasmplug_testkit::{Envoy, EnvoyConfig, WasmFilter, client, wasm};
 
 fn per(total: Duration, n: u32) -> f64 {
     total.as_secs_f64() * 1e6 / f64::from(n)
@@ -27,9 +27,7 @@ fn envoy_round(port: u16, n: u32) -> f64 {
 }
 
 fn main() {
-    // Not `wasm::plugin_module`: this runs with its own CARGO_TARGET_DIR (see `make bench-host`).
-    let module = wasm::workspace_root().join("target/wasm32-wasip1/release/hello_world.wasm");
-    assert!(module.is_file(), "build it first: make wasm");
+    let module = wasm::plugin_module("hello-world");
     let compile_started = Instant::now();
     let plugin = Plugin::load("hello-world", &module).unwrap();
     let compile = compile_started.elapsed();

@@ -6,7 +6,7 @@
 //! ```no_run
 //! use wasmplug_host::{HttpResponse, Plugin, Request, VmOptions};
 //!
-//! let plugin = Plugin::load("hello-world", "target/wasm32-wasip1/release/hello_world.wasm").unwrap();
+//! let plugin = Plugin::load("hello-world", "target/wasm32-wasip1/wasm/hello_world.wasm").unwrap();
 //! let mut vm = plugin.start(VmOptions::default().configuration(r#"{"mockEnable":false}"#)).unwrap();
 //! let mut upstream = HttpResponse::new(200, "upstream ok");
 //! let exchange = vm.run(&Request::get("/"), &mut upstream).unwrap();

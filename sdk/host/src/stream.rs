@@ -2,7 +2,7 @@
 //!
 //! ```no_run
 //! # use wasmplug_host::{Plugin, VmOptions, Action};
-//! let plugin = Plugin::load("hello-world", "target/wasm32-wasip1/release/hello_world.wasm").unwrap();
+//! let plugin = Plugin::load("hello-world", "target/wasm32-wasip1/wasm/hello_world.wasm").unwrap();
 //! let mut vm = plugin.start(VmOptions::default().configuration("{}")).unwrap();
 //! let mut stream = vm.stream().unwrap();
 //! let action = stream.request_headers(&[(":method", "GET"), (":path", "/"), (":authority", "a")], true);

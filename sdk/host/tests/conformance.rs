@@ -9,17 +9,14 @@
 //! `accept`, `accept-encoding`. Bodies are compared byte for byte.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-mod fixtures;
-
 use std::path::PathBuf;
 
-use wasmplug_e2e::client;
-use wasmplug_e2e::upstream::{RecordedRequest, Upstream, UpstreamResponse};
-use wasmplug_e2e::{Envoy, EnvoyConfig, WasmFilter, wasm};
 use wasmplug_host::{
     CalloutReply, FailStrategy, FnCallouts, HttpCall, HttpResponse, Plugin, Request, UpstreamRequest, VmOptions,
 };
+use wasmplug_testkit::client;
+use wasmplug_testkit::upstream::{RecordedRequest, Upstream, UpstreamResponse};
+use wasmplug_testkit::{Envoy, EnvoyConfig, WasmFilter, wasm};
 
 const TOKEN_CLUSTER: &str = "outbound|8080||token.static";
 const IGNORED: [&str; 12] = [
@@ -293,9 +290,9 @@ fn cases() -> Vec<Case> {
 /// Hostile modules in Envoy: what FAIL_CLOSED and FAIL_OPEN do with a trapping plugin.
 fn hostile_cases(dir: &std::path::Path) -> Vec<Case> {
     let mut out = Vec::new();
-    for (name, body) in [("trap", fixtures::TRAP), ("panic", fixtures::PANIC)] {
+    for (name, body) in [("trap", wasmplug_testkit::fixtures::TRAP), ("panic", wasmplug_testkit::fixtures::PANIC)] {
         let path = dir.join(format!("{name}.wasm"));
-        std::fs::write(&path, wat::parse_str(fixtures::module(body)).unwrap()).unwrap();
+        std::fs::write(&path, wat::parse_str(wasmplug_testkit::fixtures::module(body)).unwrap()).unwrap();
         for fail_open in [false, true] {
             let requests =
                 vec![Request::get("/a").host("example.com"), Request::post("/b", "data").host("example.com")];

@@ -2,16 +2,13 @@
 //! The host stays up, reports the fault with plugin and phase, and applies the fail strategy.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-mod fixtures;
-
 use std::time::{Duration, Instant};
 
-use common::upstream_ok;
 use wasmplug_host::{FailStrategy, FaultKind, Phase, Plugin, Request, VmOptions};
+use wasmplug_testkit::host::upstream_ok;
 
 fn hostile(name: &str, body: &str, strategy: FailStrategy) -> wasmplug_host::Vm {
-    let plugin = Plugin::from_bytes(name, fixtures::module(body).as_bytes()).unwrap();
+    let plugin = Plugin::from_bytes(name, wasmplug_testkit::fixtures::module(body).as_bytes()).unwrap();
     let options =
         VmOptions::default().fail_strategy(strategy).call_timeout(Duration::from_millis(200)).memory_limit(16 << 20);
     plugin.start(options).unwrap()
@@ -20,10 +17,10 @@ fn hostile(name: &str, body: &str, strategy: FailStrategy) -> wasmplug_host::Vm 
 #[test]
 fn each_failure_is_reported_and_fail_close_answers_503() {
     for (body, kind) in [
-        (fixtures::INFINITE_LOOP, FaultKind::Timeout),
-        (fixtures::TRAP, FaultKind::Trap),
-        (fixtures::OOM, FaultKind::OutOfMemory),
-        (fixtures::PANIC, FaultKind::Trap),
+        (wasmplug_testkit::fixtures::INFINITE_LOOP, FaultKind::Timeout),
+        (wasmplug_testkit::fixtures::TRAP, FaultKind::Trap),
+        (wasmplug_testkit::fixtures::OOM, FaultKind::OutOfMemory),
+        (wasmplug_testkit::fixtures::PANIC, FaultKind::Trap),
     ] {
         let started = Instant::now();
         let mut vm = hostile("evil", body, FailStrategy::FailClose);
@@ -44,7 +41,7 @@ fn each_failure_is_reported_and_fail_close_answers_503() {
 
 #[test]
 fn panics_are_reported_with_their_message() {
-    let mut vm = hostile("panicky", fixtures::PANIC, FailStrategy::FailClose);
+    let mut vm = hostile("panicky", wasmplug_testkit::fixtures::PANIC, FailStrategy::FailClose);
     let ex = vm.run(&Request::get("/"), &mut upstream_ok()).unwrap();
     let fault = ex.fault.unwrap();
     assert_eq!(fault.panic_message.as_deref(), Some("panicked at src/lib.rs:7:5:\nboom"));
@@ -55,7 +52,12 @@ fn panics_are_reported_with_their_message() {
 
 #[test]
 fn fail_open_lets_later_requests_through() {
-    for body in [fixtures::INFINITE_LOOP, fixtures::TRAP, fixtures::OOM, fixtures::PANIC] {
+    for body in [
+        wasmplug_testkit::fixtures::INFINITE_LOOP,
+        wasmplug_testkit::fixtures::TRAP,
+        wasmplug_testkit::fixtures::OOM,
+        wasmplug_testkit::fixtures::PANIC,
+    ] {
         let mut vm = hostile("evil", body, FailStrategy::FailOpen);
         // As in Envoy 1.40 (checked by the conformance test): the request during which the
         // VM fails is answered 503 even with FAIL_OPEN; later ones pass without the plugin.
@@ -73,7 +75,7 @@ fn fail_open_lets_later_requests_through() {
 
 #[test]
 fn fail_reload_starts_a_fresh_vm() {
-    let mut vm = hostile("evil", fixtures::TRAP, FailStrategy::FailReload);
+    let mut vm = hostile("evil", wasmplug_testkit::fixtures::TRAP, FailStrategy::FailReload);
     assert_eq!(vm.run(&Request::get("/"), &mut upstream_ok()).unwrap().response.status, 503);
     let second = vm.run(&Request::get("/"), &mut upstream_ok()).unwrap();
     assert_eq!(second.fault.unwrap().kind, FaultKind::Trap, "a fresh VM ran (and trapped again)");
@@ -82,12 +84,12 @@ fn fail_reload_starts_a_fresh_vm() {
 
 #[test]
 fn the_host_stays_usable_after_hostile_plugins() {
-    let mut evil = hostile("evil", fixtures::OOM, FailStrategy::FailClose);
+    let mut evil = hostile("evil", wasmplug_testkit::fixtures::OOM, FailStrategy::FailClose);
     evil.run(&Request::get("/"), &mut upstream_ok()).unwrap();
     assert!(evil.memory_size() <= 16 << 20, "{}", evil.memory_size());
-    let mut good = hostile("good", fixtures::OK, FailStrategy::FailClose);
+    let mut good = hostile("good", wasmplug_testkit::fixtures::OK, FailStrategy::FailClose);
     assert_eq!(good.run(&Request::get("/"), &mut upstream_ok()).unwrap().response.status, 200);
-    let mut sdk = common::vm("hello-world", "{}");
+    let mut sdk = wasmplug_testkit::host::vm("hello-world", "{}");
     let ex = sdk.run(&Request::get("/"), &mut upstream_ok()).unwrap();
     assert_eq!(ex.upstream_request.unwrap().header("hello"), Some("world"));
 }

@@ -1,11 +1,8 @@
 //! Higress's Redis host functions, answered from the test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-mod fixtures;
-
-use common::upstream_ok;
 use wasmplug_host::{CalloutHandler, CalloutReply, HttpCall, Plugin, RedisCall, RedisReply, Request, VmOptions};
+use wasmplug_testkit::host::upstream_ok;
 
 struct FakeRedis;
 
@@ -26,7 +23,7 @@ impl CalloutHandler for FakeRedis {
 
 #[test]
 fn redis_calls_are_answered_by_the_handler() {
-    let plugin = Plugin::from_bytes("redis-user", fixtures::REDIS.as_bytes()).unwrap();
+    let plugin = Plugin::from_bytes("redis-user", wasmplug_testkit::fixtures::REDIS.as_bytes()).unwrap();
     let mut vm = plugin.start(VmOptions::default().callouts(FakeRedis)).unwrap();
     let ex = vm.run(&Request::get("/"), &mut upstream_ok()).unwrap();
     assert_eq!(ex.redis_calls.len(), 1);
@@ -36,7 +33,7 @@ fn redis_calls_are_answered_by_the_handler() {
 
 #[test]
 fn redis_calls_answered_by_hand_and_failures() {
-    let plugin = Plugin::from_bytes("redis-user", fixtures::REDIS.as_bytes()).unwrap();
+    let plugin = Plugin::from_bytes("redis-user", wasmplug_testkit::fixtures::REDIS.as_bytes()).unwrap();
     let mut vm = plugin.start(VmOptions::default()).unwrap();
     let mut stream = vm.stream().unwrap();
     stream.request_headers(&[(":method", "GET"), (":path", "/"), (":authority", "a")], true);

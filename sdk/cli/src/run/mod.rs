@@ -116,7 +116,7 @@ fn load_specs(args: &RunArgs) -> Result<Vec<PluginSpec>> {
     let mut specs = Vec::new();
     for (i, module) in args.plugins.iter().enumerate() {
         let bytes = std::fs::read(module).with_context(|| format!("cannot read {}", module.display()))?;
-        let metadata = wasmplug_oci::PluginMetadata::from_module(&module.display().to_string(), &bytes)?;
+        let metadata = wasmplug_oci::metadata::from_module(&module.display().to_string(), &bytes)?;
         let stem = module.file_stem().map(|s| s.to_string_lossy().replace('_', "-")).unwrap_or_default();
         let name = metadata.as_ref().map(|m| m.name.clone()).filter(|n| !n.is_empty()).unwrap_or(stem);
         let config_path = config_of.get(i).copied().flatten().and_then(|c| args.configs.get(c)).cloned();

@@ -1,8 +1,0 @@
-#[allow(dead_code)]
-mod config {
-    include!("src/config.rs");
-}
-
-fn main() {
-    wasmplug_sdk_build::PluginInfo::new().title("SDK probe").emit::<config::Config>();
-}
