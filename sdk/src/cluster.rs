@@ -60,7 +60,7 @@ impl Cluster {
                 format!("outbound|{port}||{service}.{datacenter}.consul")
             }
             Cluster::Fqdn { fqdn, port, .. } => format!("outbound|{port}||{fqdn}"),
-            Cluster::Route { .. } => ctx.and_then(|_| crate::runtime::cluster_name()).unwrap_or_default(),
+            Cluster::Route { .. } => ctx.and_then(|_| crate::host::cluster_name()).unwrap_or_default(),
             Cluster::Target { cluster, .. } => cluster.clone(),
         }
     }

@@ -7,6 +7,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, MapType};
 
 use crate::callout::Pending;
+use crate::host::{get_header, host_ok};
 use crate::plugin::BodyMode;
 
 /// The phase of the HTTP stream a handler runs in.
@@ -289,26 +290,6 @@ fn attributes_json(attributes: &[(String, String)]) -> String {
     }
     out.push('}');
     out
-}
-
-pub(crate) fn get_header(map: MapType, name: &str) -> Option<String> {
-    match hostcalls::get_map_value(map, name) {
-        Ok(v) => v,
-        Err(status) => {
-            log::debug!("reading header {name} failed (status {})", status as u32);
-            None
-        }
-    }
-}
-
-pub(crate) fn host_ok<T>(call: &str, result: Result<T, proxy_wasm::types::Status>) -> bool {
-    match result {
-        Ok(_) => true,
-        Err(status) => {
-            log::warn!("host call {call} failed (status {})", status as u32);
-            false
-        }
-    }
 }
 
 fn is_binary(map: MapType) -> bool {

@@ -41,6 +41,7 @@ mod cluster;
 pub mod config;
 mod context;
 mod error;
+mod host;
 mod http_ops;
 mod json_path;
 mod matcher;

@@ -12,6 +12,7 @@ use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel};
 use crate::callout::{Callback, read_http_response};
 use crate::config::{self, RuleSet};
 use crate::context::{Direction, HttpContext, Phase};
+use crate::host::{cluster_name, route_name};
 use crate::matcher::RequestFacts;
 use crate::plugin::{BodyMode, HttpPlugin, PluginStart, Tick};
 
@@ -336,21 +337,6 @@ impl<P: HttpPlugin> Inner<P> {
         }
         self.after_callout();
     }
-}
-
-fn property(path: &[&str]) -> Option<String> {
-    hostcalls::get_property(path.to_vec()).ok().flatten().and_then(|v| String::from_utf8(v).ok())
-}
-
-/// The matched route's name: Envoy's `xds.route_name` attribute, or the legacy `route_name`
-/// property that Higress's Envoy serves.
-pub(crate) fn route_name() -> Option<String> {
-    property(&["xds", "route_name"]).or_else(|| property(&["route_name"]))
-}
-
-/// The upstream cluster's name (`xds.cluster_name`, or the legacy `cluster_name`).
-pub(crate) fn cluster_name() -> Option<String> {
-    property(&["xds", "cluster_name"]).or_else(|| property(&["cluster_name"]))
 }
 
 #[cfg(feature = "redis")]
