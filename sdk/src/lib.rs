@@ -42,7 +42,6 @@ pub mod config;
 mod context;
 mod error;
 mod host;
-mod http_ops;
 mod json_path;
 mod matcher;
 pub mod metrics;

@@ -1,5 +1,7 @@
 //! The per-request context handed to every handler.
 
+mod http_ops;
+
 use std::any::{Any, TypeId};
 use std::cell::OnceCell;
 

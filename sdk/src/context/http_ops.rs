@@ -2,7 +2,7 @@
 
 use proxy_wasm::hostcalls;
 
-use crate::context::{Direction, HttpContext};
+use super::{Direction, HttpContext};
 use crate::host::{get_header, host_ok};
 
 macro_rules! header_ops {
