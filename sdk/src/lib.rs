@@ -55,9 +55,9 @@ mod runtime;
 
 pub use callout::{CallBuilder, DEFAULT_TIMEOUT, HttpClient, HttpResponse};
 pub use cluster::Cluster;
-pub use context::{Direction, HttpContext, Phase};
+pub use context::{BodyMode, Direction, HttpContext, Phase};
 pub use error::{Error, Result};
-pub use plugin::{Action, BodyMode, HttpPlugin, PluginStart};
+pub use plugin::{Action, HttpPlugin, PluginStart};
 pub use resp::{RedisReply, decode_reply as decode_redis_reply, encode_command as encode_redis_command};
 
 /// Name of the custom section holding the plugin's metadata and config schema.

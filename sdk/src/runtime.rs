@@ -11,10 +11,10 @@ use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel};
 
 use crate::callout::{Callback, read_http_response};
 use crate::config::{self, RuleSet};
-use crate::context::{Direction, HttpContext, Phase};
+use crate::context::{BodyMode, Direction, HttpContext, Phase};
 use crate::host::{cluster_name, route_name};
 use crate::matcher::RequestFacts;
-use crate::plugin::{BodyMode, HttpPlugin, PluginStart, Tick};
+use crate::plugin::{HttpPlugin, PluginStart, Tick};
 
 thread_local! {
     static PLUGIN_NAME: Cell<&'static str> = const { Cell::new("wasmplug") };
