@@ -1,6 +1,7 @@
 //! The per-request context handed to every handler.
 
 mod body;
+mod cluster_target;
 mod http_ops;
 
 use std::any::{Any, TypeId};
