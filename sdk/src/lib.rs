@@ -42,21 +42,24 @@ pub mod config;
 mod context;
 mod error;
 mod host;
+mod http_response;
 mod json_path;
 mod matcher;
 pub mod metrics;
 #[cfg(not(target_family = "wasm"))]
 mod no_host;
+mod pending;
 mod plugin;
 #[cfg(feature = "redis")]
 pub mod redis;
 mod resp;
 mod runtime;
 
-pub use callout::{CallBuilder, DEFAULT_TIMEOUT, HttpClient, HttpResponse};
+pub use callout::{CallBuilder, DEFAULT_TIMEOUT, HttpClient};
 pub use cluster::Cluster;
 pub use context::{BodyMode, Direction, HttpContext, Phase};
 pub use error::{Error, Result};
+pub use http_response::HttpResponse;
 pub use plugin::{Action, HttpPlugin, PluginStart};
 pub use resp::{RedisReply, decode_reply as decode_redis_reply, encode_command as encode_redis_command};
 

@@ -10,10 +10,10 @@ use std::collections::HashMap;
 use std::rc::Weak;
 use std::time::Duration;
 
-use crate::callout::Callback;
 use crate::cluster::Cluster;
 use crate::context::HttpContext;
 use crate::error::{Error, Result};
+use crate::pending::Callback;
 pub use crate::resp::RedisReply;
 use crate::resp::{decode_reply, encode_command};
 

@@ -9,11 +9,12 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext as HostHttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel};
 
-use crate::callout::{Callback, read_http_response};
 use crate::config::{self, RuleSet};
 use crate::context::{BodyMode, Direction, HttpContext, Phase};
 use crate::host::{cluster_name, route_name};
+use crate::http_response::read_http_response;
 use crate::matcher::RequestFacts;
+use crate::pending::Callback;
 use crate::plugin::{HttpPlugin, PluginStart, Tick};
 
 thread_local! {

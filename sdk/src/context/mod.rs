@@ -12,8 +12,8 @@ use proxy_wasm::types::{BufferType, MapType};
 
 pub use self::body::BodyMode;
 use self::body::BodyState;
-use crate::callout::Pending;
 use crate::host::{get_header, host_ok};
+use crate::pending::Pending;
 
 /// The phase of the HTTP stream a handler runs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,7 +75,7 @@ pub struct HttpContext {
     pub(crate) resume_requested: Option<Direction>,
     pub(crate) matched_rule: Option<usize>,
     pub(crate) rules_configured: bool,
-    pub(crate) pending: Pending,
+    pub(crate) pending: Pending<HttpContext>,
     #[cfg(feature = "redis")]
     pub(crate) redis_sink: Option<std::rc::Weak<dyn crate::redis::RedisSink>>,
 }
