@@ -1,4 +1,5 @@
-//! Callouts a request dispatched and not answered yet, with the callbacks that wait for them.
+//! Callouts a request dispatched and not answered yet, with the callbacks that wait for them,
+//! and where a stream's Redis replies go.
 //!
 //! Generic over the context the callbacks receive, so that this bookkeeping sits below the
 //! context that holds it (as `Pending<HttpContext>`).
@@ -46,4 +47,11 @@ impl<C> Pending<C> {
     pub fn is_empty(&self) -> bool {
         self.calls.is_empty()
     }
+}
+
+/// Receives the Redis replies of a stream, which the host delivers by token only;
+/// implemented by the runtime.
+#[cfg(feature = "redis")]
+pub(crate) trait RedisSink {
+    fn on_redis_reply(&self, token: u32, reply: Result<RedisReply, String>);
 }

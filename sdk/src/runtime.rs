@@ -116,7 +116,7 @@ impl<P: HttpPlugin> Stream<P> {
         let inner = Rc::new(RefCell::new(Inner { plugin: P::default(), ctx, rules, config: None }));
         #[cfg(feature = "redis")]
         {
-            let sink: Rc<dyn crate::redis::RedisSink> = inner.clone();
+            let sink: Rc<dyn crate::pending::RedisSink> = inner.clone();
             inner.borrow_mut().ctx.redis_sink = Some(Rc::downgrade(&sink));
         }
         Stream { inner }
@@ -341,7 +341,7 @@ impl<P: HttpPlugin> Inner<P> {
 }
 
 #[cfg(feature = "redis")]
-impl<P: HttpPlugin> crate::redis::RedisSink for RefCell<Inner<P>> {
+impl<P: HttpPlugin> crate::pending::RedisSink for RefCell<Inner<P>> {
     fn on_redis_reply(&self, token: u32, reply: Result<crate::resp::RedisReply, String>) {
         let Ok(mut inner) = self.try_borrow_mut() else {
             return;

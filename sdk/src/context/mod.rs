@@ -77,7 +77,7 @@ pub struct HttpContext {
     pub(crate) rules_configured: bool,
     pub(crate) pending: Pending<HttpContext>,
     #[cfg(feature = "redis")]
-    pub(crate) redis_sink: Option<std::rc::Weak<dyn crate::redis::RedisSink>>,
+    pub(crate) redis_sink: Option<std::rc::Weak<dyn crate::pending::RedisSink>>,
 }
 
 impl HttpContext {
