@@ -1,4 +1,4 @@
-//! HTTP callouts from a request: `HttpClient` and the bookkeeping of pending calls.
+//! HTTP callouts from a request: `HttpClient` and the calls it builds.
 
 use std::time::Duration;
 
@@ -7,64 +7,11 @@ use proxy_wasm::hostcalls;
 use crate::cluster::Cluster;
 use crate::context::HttpContext;
 use crate::error::{Error, Result};
+use crate::http_response::HttpResponse;
+use crate::pending::Callback;
 
 /// The default callout timeout, as in Higress.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(500);
-
-type HttpCallback = Box<dyn FnOnce(&mut HttpContext, Result<HttpResponse>)>;
-#[cfg(feature = "redis")]
-type RedisCallback = Box<dyn FnOnce(&mut HttpContext, Result<crate::resp::RedisReply>)>;
-
-pub(crate) enum Callback {
-    Http {
-        cluster: String,
-        done: HttpCallback,
-    },
-    #[cfg(feature = "redis")]
-    Redis {
-        cluster: String,
-        done: RedisCallback,
-    },
-}
-
-/// Calls dispatched by a request and not answered yet.
-#[derive(Default)]
-pub(crate) struct Pending {
-    calls: Vec<(u32, Callback)>,
-}
-
-impl Pending {
-    pub fn push(&mut self, token: u32, callback: Callback) {
-        self.calls.push((token, callback));
-    }
-    pub fn take(&mut self, token: u32) -> Option<Callback> {
-        let at = self.calls.iter().position(|(t, _)| *t == token)?;
-        Some(self.calls.swap_remove(at).1)
-    }
-    pub fn is_empty(&self) -> bool {
-        self.calls.is_empty()
-    }
-}
-
-/// The answer to an HTTP callout.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct HttpResponse {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl HttpResponse {
-    /// The first value of a header (names compare case-insensitively).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-
-    /// The body as UTF-8 text (lossy).
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
 
 /// A client for one cluster. Cheap to build; keep one in your config or build it per request.
 #[derive(Debug, Clone)]
@@ -169,25 +116,4 @@ impl CallBuilder {
             }),
         }
     }
-}
-
-/// Reads the answer of an HTTP callout from the host.
-pub(crate) fn read_http_response(cluster: &str, num_headers: usize, body_size: usize) -> Result<HttpResponse> {
-    let headers = hostcalls::get_map(proxy_wasm::types::MapType::HttpCallResponseHeaders).unwrap_or_default();
-    let status = headers.iter().find(|(k, _)| k == ":status").and_then(|(_, v)| v.parse::<u16>().ok());
-    let Some(status) = status.filter(|_| num_headers > 0) else {
-        return Err(Error::Callout {
-            cluster: cluster.to_string(),
-            reason: "no response (timeout, connection failure or reset)".to_string(),
-        });
-    };
-    let body = if body_size == 0 {
-        Vec::new()
-    } else {
-        hostcalls::get_buffer(proxy_wasm::types::BufferType::HttpCallResponseBody, 0, body_size)
-            .ok()
-            .flatten()
-            .unwrap_or_default()
-    };
-    Ok(HttpResponse { status, headers, body })
 }

@@ -1,6 +1,7 @@
 //! Targets of HTTP and Redis callouts, named the way Higress/Istio name Envoy clusters.
-
-use crate::context::HttpContext;
+//!
+//! The naming needs no request; `Cluster::Route` is resolved against one in the context
+//! (`Cluster::cluster_name` and `Cluster::host_name`).
 
 /// Where a callout goes. Each kind maps to the Envoy cluster name Higress generates for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,8 +40,8 @@ impl Cluster {
         Cluster::Target { cluster: cluster.into(), host: host.into() }
     }
 
-    /// The Envoy cluster name. `Route` needs the request's context to know it.
-    pub fn cluster_name(&self, ctx: Option<&HttpContext>) -> String {
+    /// The Envoy cluster name; `route_cluster` gives it for `Route`.
+    pub(crate) fn resolve_name(&self, route_cluster: impl FnOnce() -> Option<String>) -> String {
         match self {
             Cluster::K8s { service, namespace, port, version, .. } => {
                 format!("outbound|{port}|{version}|{service}.{}.svc.cluster.local", or_default(namespace))
@@ -60,13 +61,14 @@ impl Cluster {
                 format!("outbound|{port}||{service}.{datacenter}.consul")
             }
             Cluster::Fqdn { fqdn, port, .. } => format!("outbound|{port}||{fqdn}"),
-            Cluster::Route { .. } => ctx.and_then(|_| crate::runtime::cluster_name()).unwrap_or_default(),
+            Cluster::Route { .. } => route_cluster().unwrap_or_default(),
             Cluster::Target { cluster, .. } => cluster.clone(),
         }
     }
 
-    /// The `:authority` a callout to this cluster carries.
-    pub fn host_name(&self, ctx: Option<&HttpContext>) -> String {
+    /// The `:authority` a callout to this cluster carries; `request_host` gives it for a
+    /// `Route` without an explicit host.
+    pub(crate) fn resolve_authority(&self, request_host: impl FnOnce() -> Option<String>) -> String {
         let explicit = |h: &Option<String>| h.as_ref().filter(|h| !h.is_empty()).cloned();
         match self {
             Cluster::K8s { service, namespace, host, .. } => {
@@ -77,9 +79,7 @@ impl Cluster {
             | Cluster::Consul { service, host, .. } => explicit(host).unwrap_or_else(|| service.clone()),
             Cluster::Dns { domain, .. } => domain.clone(),
             Cluster::Fqdn { fqdn, host, .. } => explicit(host).unwrap_or_else(|| fqdn.clone()),
-            Cluster::Route { host } => {
-                explicit(host).unwrap_or_else(|| ctx.map(|c| c.host().to_string()).unwrap_or_default())
-            }
+            Cluster::Route { host } => explicit(host).unwrap_or_else(|| request_host().unwrap_or_default()),
             Cluster::Target { host, .. } => host.clone(),
         }
     }
@@ -97,10 +97,18 @@ fn strip_suffix<'a>(name: &'a str, suffix: &str) -> &'a str {
 mod tests {
     use super::*;
 
+    fn name(cluster: &Cluster) -> String {
+        cluster.resolve_name(|| None)
+    }
+
+    fn authority(cluster: &Cluster) -> String {
+        cluster.resolve_authority(|| None)
+    }
+
     #[test]
     fn names_match_higress() {
-        assert_eq!(Cluster::k8s("foo", "bar", 8080).cluster_name(None), "outbound|8080||foo.bar.svc.cluster.local");
-        assert_eq!(Cluster::k8s("foo", "", 80).host_name(None), "foo.default.svc.cluster.local");
+        assert_eq!(name(&Cluster::k8s("foo", "bar", 8080)), "outbound|8080||foo.bar.svc.cluster.local");
+        assert_eq!(authority(&Cluster::k8s("foo", "", 80)), "foo.default.svc.cluster.local");
         let nacos = Cluster::Nacos {
             service: "svc".into(),
             group: "MY_GROUP".into(),
@@ -109,18 +117,25 @@ mod tests {
             version: "v1".into(),
             host: None,
         };
-        assert_eq!(nacos.cluster_name(None), "outbound|80|v1|svc.MY-GROUP.ns1.nacos");
+        assert_eq!(name(&nacos), "outbound|80|v1|svc.MY-GROUP.ns1.nacos");
         let s = Cluster::StaticIp { service: "auth.static".into(), port: 80, host: None };
-        assert_eq!(s.cluster_name(None), "outbound|80||auth.static");
+        assert_eq!(name(&s), "outbound|80||auth.static");
         let d = Cluster::Dns { service: "api".into(), port: 443, domain: "api.example.com".into() };
-        assert_eq!(
-            (d.cluster_name(None), d.host_name(None)),
-            ("outbound|443||api.dns".into(), "api.example.com".into())
-        );
+        assert_eq!((name(&d), authority(&d)), ("outbound|443||api.dns".into(), "api.example.com".into()));
         let c = Cluster::Consul { service: "svc".into(), datacenter: "dc1".into(), port: 80, host: None };
-        assert_eq!(c.cluster_name(None), "outbound|80||svc.dc1.consul");
-        assert_eq!(Cluster::fqdn("token.example.com", 8080).cluster_name(None), "outbound|8080||token.example.com");
+        assert_eq!(name(&c), "outbound|80||svc.dc1.consul");
+        assert_eq!(name(&Cluster::fqdn("token.example.com", 8080)), "outbound|8080||token.example.com");
         let t = Cluster::target("my_cluster", "h");
-        assert_eq!((t.cluster_name(None), t.host_name(None)), ("my_cluster".into(), "h".into()));
+        assert_eq!((name(&t), authority(&t)), ("my_cluster".into(), "h".into()));
+    }
+
+    #[test]
+    fn route_resolves_against_the_request() {
+        let route = Cluster::Route { host: None };
+        assert_eq!(route.resolve_name(|| Some("outbound|80||up".into())), "outbound|80||up");
+        assert_eq!(route.resolve_authority(|| Some("example.com".into())), "example.com");
+        assert_eq!((name(&route), authority(&route)), (String::new(), String::new()));
+        let explicit = Cluster::Route { host: Some("api.internal".into()) };
+        assert_eq!(explicit.resolve_authority(|| Some("example.com".into())), "api.internal");
     }
 }

@@ -35,29 +35,50 @@
 //! pauses headers only while a callout is pending, and buffers bodies by pausing body callbacks.
 //! It behaves the same when the option is `true` (as in Higress's Envoy): a body that arrives
 //! while a callout is pending is held and handed to the plugin once the callout has answered.
+//!
+//! ## Module layers
+//! Each module imports only from the layers above it in this list (or from its own layer, in
+//! the order listed), so the module graph has no cycle:
+//! 1. Data and formats, no host calls: `error`; `resp` (RESP2, the Redis wire format);
+//!    `json_path`, `matcher`, then `config` (the typed config and its `_rules_`); `cluster`
+//!    (Envoy cluster names of callout targets).
+//! 2. Host access: `host` (host calls that log their failures, the route and cluster
+//!    properties), `metrics`, `http_response` (a callout's answer, read from the host).
+//! 3. Callout state: `pending` (calls not answered yet and their callbacks, generic over the
+//!    context that holds them; the sink a stream's Redis replies go to).
+//! 4. The request: `context` (`HttpContext`: attributes, storage, body state, header and body
+//!    operations, and `Cluster::Route` resolved for the request).
+//! 5. What plugins implement and call: `plugin` (`HttpPlugin`, `PluginStart`), `callout`
+//!    (`HttpClient`), `redis` (`RedisClient`, with the `redis` feature).
+//! 6. `runtime`: the proxy-wasm root and HTTP contexts that drive a plugin, used by [`plugin!`].
+//!
+//! `no_host` stands in for the host's functions in native builds (unit tests).
 
 mod callout;
 mod cluster;
 pub mod config;
 mod context;
 mod error;
-mod http_ops;
+mod host;
+mod http_response;
 mod json_path;
 mod matcher;
 pub mod metrics;
 #[cfg(not(target_family = "wasm"))]
 mod no_host;
+mod pending;
 mod plugin;
 #[cfg(feature = "redis")]
 pub mod redis;
 mod resp;
 mod runtime;
 
-pub use callout::{CallBuilder, DEFAULT_TIMEOUT, HttpClient, HttpResponse};
+pub use callout::{CallBuilder, DEFAULT_TIMEOUT, HttpClient};
 pub use cluster::Cluster;
-pub use context::{Direction, HttpContext, Phase};
+pub use context::{BodyMode, Direction, HttpContext, Phase};
 pub use error::{Error, Result};
-pub use plugin::{Action, BodyMode, HttpPlugin, PluginStart};
+pub use http_response::HttpResponse;
+pub use plugin::{Action, HttpPlugin, PluginStart};
 pub use resp::{RedisReply, decode_reply as decode_redis_reply, encode_command as encode_redis_command};
 
 /// Name of the custom section holding the plugin's metadata and config schema.

@@ -3,8 +3,8 @@
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
 
-use crate::context::host_ok;
 use crate::error::{Error, Result};
+use crate::host::host_ok;
 
 fn define(kind: MetricType, name: &str) -> Result<u32> {
     hostcalls::define_metric(kind, name).map_err(|s| Error::host("define_metric", s))

@@ -4,20 +4,8 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
-use crate::context::HttpContext;
+use crate::context::{BodyMode, HttpContext};
 pub use proxy_wasm::types::Action;
-
-/// How a plugin wants a body handed to it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum BodyMode {
-    /// The body flows through without the plugin seeing it (the fastest).
-    #[default]
-    Ignore,
-    /// The whole body is buffered by the host and handed over once, at its end.
-    Buffered,
-    /// Each chunk is handed over as it arrives and may be replaced.
-    Streaming,
-}
 
 /// An HTTP plugin. One value is created per request (`Default`), so per-request state is
 /// simply the plugin's own fields. Every handler receives the config selected for the request:

@@ -10,10 +10,10 @@ use std::collections::HashMap;
 use std::rc::Weak;
 use std::time::Duration;
 
-use crate::callout::Callback;
 use crate::cluster::Cluster;
 use crate::context::HttpContext;
 use crate::error::{Error, Result};
+use crate::pending::{Callback, RedisSink};
 pub use crate::resp::RedisReply;
 use crate::resp::{decode_reply, encode_command};
 
@@ -47,11 +47,6 @@ mod abi {
             size: *mut usize,
         ) -> u32;
     }
-}
-
-/// Receives Redis replies for a stream; implemented by the runtime.
-pub(crate) trait RedisSink {
-    fn on_redis_reply(&self, token: u32, reply: Result<RedisReply, String>);
 }
 
 thread_local! {

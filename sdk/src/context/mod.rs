@@ -1,13 +1,19 @@
 //! The per-request context handed to every handler.
 
+mod body;
+mod cluster_target;
+mod http_ops;
+
 use std::any::{Any, TypeId};
 use std::cell::OnceCell;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, MapType};
 
-use crate::callout::Pending;
-use crate::plugin::BodyMode;
+pub use self::body::BodyMode;
+use self::body::BodyState;
+use crate::host::{get_header, host_ok};
+use crate::pending::Pending;
 
 /// The phase of the HTTP stream a handler runs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,21 +53,6 @@ impl Direction {
     }
 }
 
-#[derive(Debug, Default)]
-pub(crate) struct BodyState {
-    pub mode: BodyMode,
-    /// Whether a body follows the headers (known once the headers arrived).
-    pub present: bool,
-    /// Bytes currently held by the host for this side.
-    pub size: usize,
-    /// Largest body the plugin accepts to buffer.
-    pub limit: Option<usize>,
-    /// The body ended while the stream was paused for a callout; handle it on resume.
-    pub deferred: bool,
-    /// The buffered handler already ran for this side.
-    pub handled: bool,
-}
-
 /// State and operations of one HTTP request as seen by a plugin.
 ///
 /// Request attributes (`scheme`, `host`, `path`, `method`) are read once and cached, so they can be
@@ -84,9 +75,9 @@ pub struct HttpContext {
     pub(crate) resume_requested: Option<Direction>,
     pub(crate) matched_rule: Option<usize>,
     pub(crate) rules_configured: bool,
-    pub(crate) pending: Pending,
+    pub(crate) pending: Pending<HttpContext>,
     #[cfg(feature = "redis")]
-    pub(crate) redis_sink: Option<std::rc::Weak<dyn crate::redis::RedisSink>>,
+    pub(crate) redis_sink: Option<std::rc::Weak<dyn crate::pending::RedisSink>>,
 }
 
 impl HttpContext {
@@ -188,6 +179,12 @@ impl HttpContext {
         self.storage.swap_remove(at).1.downcast::<T>().ok().map(|b| *b)
     }
 
+    /// A WebSocket upgrade request.
+    pub fn is_websocket(&self) -> bool {
+        let upgrade = get_header(MapType::HttpRequestHeaders, "upgrade").unwrap_or_default();
+        upgrade.eq_ignore_ascii_case("websocket")
+    }
+
     // ---- access log attributes -----------------------------------------------------------
 
     /// Sets an attribute that [`write_user_attributes_to_log`](Self::write_user_attributes_to_log) writes.
@@ -211,66 +208,6 @@ impl HttpContext {
         host_ok("set_property", hostcalls::set_property(vec!["custom_log"], Some(json.as_bytes())))
     }
 
-    // ---- body switches -------------------------------------------------------------------
-
-    /// Do not hand the request body to the plugin (it still flows to the upstream).
-    pub fn dont_read_request_body(&mut self) {
-        self.request_body.mode = BodyMode::Ignore;
-    }
-    /// Do not hand the response body to the plugin.
-    pub fn dont_read_response_body(&mut self) {
-        self.response_body.mode = BodyMode::Ignore;
-    }
-    /// Buffer the whole request body and call `on_request_body` once with it.
-    pub fn buffer_request_body(&mut self) {
-        self.request_body.mode = BodyMode::Buffered;
-    }
-    /// Buffer the whole response body and call `on_response_body` once with it.
-    pub fn buffer_response_body(&mut self) {
-        self.response_body.mode = BodyMode::Buffered;
-    }
-    /// Refuse request bodies over `bytes` with 413 while buffering.
-    pub fn set_request_body_limit(&mut self, bytes: usize) {
-        self.request_body.limit = Some(bytes);
-    }
-    /// Refuse response bodies over `bytes` with 500 while buffering.
-    pub fn set_response_body_limit(&mut self, bytes: usize) {
-        self.response_body.limit = Some(bytes);
-    }
-    /// Whether the request has a body (known from the request headers phase on).
-    pub fn has_request_body(&self) -> bool {
-        self.request_body.present
-    }
-    /// Whether the response has a body (known from the response headers phase on).
-    pub fn has_response_body(&self) -> bool {
-        self.response_body.present
-    }
-
-    // ---- request classification ----------------------------------------------------------
-
-    /// A WebSocket upgrade request.
-    pub fn is_websocket(&self) -> bool {
-        let upgrade = get_header(MapType::HttpRequestHeaders, "upgrade").unwrap_or_default();
-        upgrade.eq_ignore_ascii_case("websocket")
-    }
-
-    /// The request body is not text (compressed, gRPC, octet-stream, media).
-    pub fn is_binary_request_body(&self) -> bool {
-        is_binary(MapType::HttpRequestHeaders)
-    }
-
-    /// The response body is not text (compressed, gRPC, octet-stream, media).
-    pub fn is_binary_response_body(&self) -> bool {
-        is_binary(MapType::HttpResponseHeaders)
-    }
-
-    pub(crate) fn body_state(&mut self, direction: Direction) -> &mut BodyState {
-        match direction {
-            Direction::Request => &mut self.request_body,
-            Direction::Response => &mut self.response_body,
-        }
-    }
-
     /// Whether this plugin already answered the request itself.
     pub fn local_response_sent(&self) -> bool {
         self.local_response_sent
@@ -291,49 +228,6 @@ fn attributes_json(attributes: &[(String, String)]) -> String {
     out
 }
 
-pub(crate) fn get_header(map: MapType, name: &str) -> Option<String> {
-    match hostcalls::get_map_value(map, name) {
-        Ok(v) => v,
-        Err(status) => {
-            log::debug!("reading header {name} failed (status {})", status as u32);
-            None
-        }
-    }
-}
-
-pub(crate) fn host_ok<T>(call: &str, result: Result<T, proxy_wasm::types::Status>) -> bool {
-    match result {
-        Ok(_) => true,
-        Err(status) => {
-            log::warn!("host call {call} failed (status {})", status as u32);
-            false
-        }
-    }
-}
-
-fn is_binary(map: MapType) -> bool {
-    let encoding = get_header(map, "content-encoding").unwrap_or_default();
-    if !encoding.is_empty() && !encoding.eq_ignore_ascii_case("identity") {
-        return true;
-    }
-    let content_type = get_header(map, "content-type").unwrap_or_default().to_ascii_lowercase();
-    is_binary_content_type(&content_type)
-}
-
-pub(crate) fn is_binary_content_type(content_type: &str) -> bool {
-    const BINARY: [&str; 7] = [
-        "application/octet-stream",
-        "application/grpc",
-        "application/zip",
-        "application/pdf",
-        "image/",
-        "audio/",
-        "video/",
-    ];
-    const PROTOBUF: &str = "protobuf";
-    BINARY.iter().any(|p| content_type.starts_with(p)) || content_type.contains(PROTOBUF)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -343,15 +237,5 @@ mod tests {
         let attrs = vec![("user".to_string(), "a\"b".to_string()), ("n".to_string(), "1".to_string())];
         assert_eq!(attributes_json(&attrs), r#"{"user":"a\"b","n":"1"}"#);
         assert_eq!(attributes_json(&[]), "{}");
-    }
-
-    #[test]
-    fn binary_content_types() {
-        assert!(is_binary_content_type("application/grpc+proto"));
-        assert!(is_binary_content_type("image/png"));
-        assert!(is_binary_content_type("application/x-protobuf"));
-        assert!(!is_binary_content_type("application/json; charset=utf-8"));
-        assert!(!is_binary_content_type("text/plain"));
-        assert!(!is_binary_content_type(""));
     }
 }

@@ -2,7 +2,8 @@
 
 use proxy_wasm::hostcalls;
 
-use crate::context::{Direction, HttpContext, get_header, host_ok};
+use super::{Direction, HttpContext};
+use crate::host::{get_header, host_ok};
 
 macro_rules! header_ops {
     ($dir:expr, $get:ident, $get_all:ident, $set:ident, $add:ident, $remove:ident, $set_all:ident, $side:literal) => {
