@@ -20,11 +20,7 @@ use crate::error::{Error, Result};
 use crate::json_path;
 use crate::matcher::{DomainPattern, Matcher, RequestFacts, ServicePattern};
 
-pub(crate) const RULES_KEY: &str = "_rules_";
-const MATCH_ROUTE: &str = "_match_route_";
-const MATCH_ROUTE_PREFIX: &str = "_match_route_prefix_";
-const MATCH_DOMAIN: &str = "_match_domain_";
-const MATCH_SERVICE: &str = "_match_service_";
+use wasmplug_contract::rules::{MATCH_DOMAIN, MATCH_ROUTE, MATCH_ROUTE_PREFIX, MATCH_SERVICE, RULES as RULES_KEY};
 
 /// Top-level fields of a JSON object, kept as unparsed text. Configs are deserialized from
 /// text, never through `serde_json::Value`, which keeps modules small.

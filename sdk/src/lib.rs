@@ -82,7 +82,7 @@ pub use plugin::{Action, HttpPlugin, PluginStart};
 pub use resp::{RedisReply, decode_reply as decode_redis_reply, encode_command as encode_redis_command};
 
 /// Name of the custom section holding the plugin's metadata and config schema.
-pub const PLUGIN_SECTION: &str = "wasmplug.plugin";
+pub use wasmplug_contract::PLUGIN_SECTION;
 
 /// The usual imports of a plugin.
 pub mod prelude {
@@ -122,6 +122,8 @@ macro_rules! plugin {
         }
 
         #[cfg(target_family = "wasm")]
+        // `link_section` and `include_bytes!` take literals: these are
+        // `wasmplug_contract::PLUGIN_SECTION` and `wasmplug_contract::METADATA_FILE`.
         #[used]
         #[unsafe(link_section = "wasmplug.plugin")]
         static __WASMPLUG_PLUGIN_SECTION: [u8; include_bytes!(concat!(env!("OUT_DIR"), "/wasmplug-plugin.json"))

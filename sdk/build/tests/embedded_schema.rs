@@ -3,10 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use serde_json::{Value, json};
+use wasmplug_contract::PLUGIN_SECTION as SECTION;
 use wasmplug_testkit::{Envoy, EnvoyConfig, WasmFilter, wasm};
-
-/// `wasmplug_sdk::PLUGIN_SECTION`.
-const SECTION: &str = "wasmplug.plugin";
 
 const PLUGINS: [&str; 7] =
     ["hello-world", "http-call", "request-block", "basic-auth", "key-auth", "custom-response", "transformer"];

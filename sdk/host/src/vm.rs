@@ -16,17 +16,11 @@ use crate::state::{Delivery, HostState, Limiter, LogRecord, Metric, Shared};
 /// How often the engine's epoch advances: the granularity of [`VmOptions::call_timeout`].
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// What happens to requests when the plugin fails (traps, times out, runs out of memory).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum FailStrategy {
-    /// Answer 503 (Envoy's `FAIL_CLOSED`, its default): the failing request and every later one.
-    #[default]
-    FailClose,
-    /// Let requests through as if the plugin were not there (`FAIL_OPEN`).
-    FailOpen,
-    /// Answer 503 to the failing request, then start a fresh VM for the next one (`FAIL_RELOAD`).
-    FailReload,
-}
+/// What happens to requests when the plugin fails (traps, times out, runs out of memory): as
+/// in Envoy, `FailClose` answers 503 to the failing request and every later one, `FailOpen`
+/// lets requests through as if the plugin were not there, `FailReload` answers 503 to the
+/// failing request and starts a fresh VM for the next one.
+pub use wasmplug_contract::FailStrategy;
 
 static ENGINE: OnceLock<std::result::Result<Engine, String>> = OnceLock::new();
 

@@ -3,10 +3,12 @@
 //! - [`Envoy`] runs built `.wasm` modules inside a real Envoy (V8 runtime), configured with
 //!   [`EnvoyConfig`], in front of an [`upstream::Upstream`] that records what it receives;
 //!   [`client`] talks to it with a blocking HTTP client.
-//! - [`host`] runs the same modules through the `wasmplug-host` harness, without a gateway.
+//! - `host` (feature `host`) runs the same modules through the `wasmplug-host` harness, without
+//!   a gateway.
 //! - [`wasm`] finds (and builds on first use) the module of a workspace plugin crate.
-//! - [`registry`] starts a real OCI registry (Debian's `docker-registry`), with auth and TLS on
-//!   demand, a token server and a misbehaving proxy; [`fixtures`] holds hostile modules in text.
+//! - `registry` (feature `registry`) starts a real OCI registry (Debian's `docker-registry`),
+//!   with auth and TLS on demand, a token server and a misbehaving proxy.
+//! - [`fixtures`] holds small hostile modules in WebAssembly text.
 //!
 //! ```no_run
 //! use wasmplug_testkit::{client, upstream::Upstream, wasm, Envoy, EnvoyConfig, WasmFilter};
@@ -28,7 +30,9 @@ pub mod client;
 pub mod config;
 pub mod envoy;
 pub mod fixtures;
+#[cfg(feature = "host")]
 pub mod host;
+#[cfg(feature = "registry")]
 pub mod registry;
 pub mod upstream;
 pub mod wasm;

@@ -10,10 +10,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-/// The key of the rule list in a Higress-format plugin configuration.
-pub const RULES: &str = "_rules_";
-/// The matcher keys a rule may carry.
-pub const MATCHERS: [&str; 4] = ["_match_route_", "_match_domain_", "_match_service_", "_match_route_prefix_"];
+pub use wasmplug_contract::rules::{MATCHERS, RULES};
 
 /// The schema itself cannot be compiled.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

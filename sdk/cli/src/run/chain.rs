@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use wasmplug_contract::Phase;
 use wasmplug_host::{
     CalloutHandler, FailStrategy, HttpResponse, LogLevel, Pairs, Plugin, Request, UpstreamRequest, Vm, VmOptions,
 };
@@ -23,24 +24,14 @@ pub struct PluginSpec {
     pub configuration: String,
     /// The file it was read from (watched for changes).
     pub config_path: Option<PathBuf>,
-    pub phase: String,
+    pub phase: Phase,
     pub priority: i64,
 }
 
-/// Higress inserts AUTHN, AUTHZ and STATS plugins at those points of the chain, and plugins
-/// without a phase at its end; within a phase, higher priority runs first.
-pub fn phase_rank(phase: &str) -> u8 {
-    match phase {
-        "AUTHN" => 0,
-        "AUTHZ" => 1,
-        "STATS" => 2,
-        _ => 3,
-    }
-}
-
-/// Sorts by phase, then priority (higher first); the command-line order breaks ties.
+/// Sorts as Higress chains plugins: by phase (AUTHN, AUTHZ, STATS, then none), then priority
+/// (higher first); the command-line order breaks ties.
 pub fn order(specs: &mut [PluginSpec]) {
-    specs.sort_by_key(|s| (phase_rank(&s.phase), std::cmp::Reverse(s.priority)));
+    specs.sort_by_key(|s| (s.phase.rank(), std::cmp::Reverse(s.priority)));
 }
 
 pub struct Stage {
@@ -338,7 +329,7 @@ mod tests {
             module: PathBuf::new(),
             configuration: String::new(),
             config_path: None,
-            phase: phase.into(),
+            phase: Phase::parse_lenient(phase),
             priority,
         };
         let mut specs = vec![

@@ -26,6 +26,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::sync::oneshot;
+use wasmplug_contract::Phase;
 use wasmplug_host::{CalloutHandler, CalloutReply, HttpCall, HttpResponse, Request, UpstreamRequest};
 
 pub use chain::PluginSpec;
@@ -126,7 +127,7 @@ fn load_specs(args: &RunArgs) -> Result<Vec<PluginSpec>> {
             module: module.clone(),
             configuration,
             config_path,
-            phase: metadata.as_ref().map(|m| m.phase.clone()).unwrap_or_default(),
+            phase: metadata.as_ref().map(|m| Phase::parse_lenient(&m.phase)).unwrap_or_default(),
             priority: metadata.as_ref().map_or(0, |m| m.priority),
         });
     }
@@ -317,8 +318,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let addr = listener.local_addr()?;
     say(&format!("listening on http://{addr}, upstream {}", args.upstream));
     for (i, s) in specs.iter().enumerate() {
-        let phase = if s.phase.is_empty() { "UNSPECIFIED_PHASE" } else { &s.phase };
-        say(&format!("  {}. {} ({phase}, priority {}) {}", i + 1, s.name, s.priority, s.module.display()));
+        say(&format!("  {}. {} ({}, priority {}) {}", i + 1, s.name, s.phase, s.priority, s.module.display()));
     }
 
     let cluster = target.cluster_name();
