@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 
 use crate::config::plugin_config;
 use crate::crd::{EnvValueSource, FailStrategy, Phase, WasmPlugin, WasmPluginSpec};
+use crate::resolve::ResolvedModule;
 
 /// The label every rendered object carries.
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "wasmplug");
@@ -29,15 +30,6 @@ impl Default for ModuleServer {
             timeout: "30s".into(),
         }
     }
-}
-
-/// What resolving the plugin's url gave.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResolvedModule {
-    /// The image manifest digest (`sha256:<hex>`), for oci:// urls.
-    pub image_digest: Option<String>,
-    /// The module's sha256 (hex).
-    pub module_sha256: String,
 }
 
 /// A plugin ready to render: the object (name, namespace, spec) and its module.

@@ -7,11 +7,19 @@ use wasmplug_oci::{Cache, Digest, ImageRef, MetadataSource, PluginMetadata, Regi
 
 use crate::crd::{PullPolicy, WasmPluginSpec};
 use crate::error::{Error, Result};
-use crate::render::ResolvedModule;
 
 /// Where the schema came from, as status reports it.
 pub const SCHEMA_FROM_SECTION: &str = "wasmplug.plugin";
 pub const SCHEMA_FROM_SPEC_YAML: &str = "spec.yaml";
+
+/// What resolving the plugin's url gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedModule {
+    /// The image manifest digest (`sha256:<hex>`), for oci:// urls.
+    pub image_digest: Option<String>,
+    /// The module's sha256 (hex).
+    pub module_sha256: String,
+}
 
 /// A module on local disk and what it says about itself.
 #[derive(Debug, Clone, PartialEq)]

@@ -16,7 +16,8 @@ use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::discovery::ApiResource;
 use serde_json::{Value, json};
 use wasmplug_controller::WasmPlugin;
-use wasmplug_controller::render::{Plugin, ResolvedModule, higress_wasmplugin, istio_wasmplugin};
+use wasmplug_controller::render::{Plugin, higress_wasmplugin, istio_wasmplugin};
+use wasmplug_controller::resolve::ResolvedModule;
 use wasmplug_testenv::TestCluster;
 
 const SHA: &str = "abababababababababababababababababababababababababababababababab";
