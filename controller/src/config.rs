@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 use wasmplug_validate::{MATCHERS, Outcome, RULES};
 
 use crate::crd::{ConfigViolation, MatchRule, WasmPluginSpec};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// At most this many violations are kept in status.
 pub const MAX_VIOLATIONS: usize = 100;
@@ -91,8 +91,7 @@ fn locate(pointer: &str, origin: &[usize]) -> (Option<u32>, String) {
 /// rule index; at most [`MAX_VIOLATIONS`] are returned.
 pub fn check(spec: &WasmPluginSpec, namespace: &str, schema: Option<&Value>) -> Result<ConfigCheck> {
     let config = plugin_config(spec, namespace);
-    let outcome =
-        wasmplug_validate::validate_against(schema, &config.document).map_err(|e| Error::Schema { reason: e.0 })?;
+    let outcome = wasmplug_validate::validate_against(schema, &config.document)?;
     let found = match outcome {
         Outcome::NoSchema => return Ok(ConfigCheck::NoSchema),
         Outcome::Checked(v) if v.is_empty() => return Ok(ConfigCheck::Valid),

@@ -41,20 +41,18 @@ fn schema_of(meta: Option<PluginMetadata>, source: Option<&str>) -> (Option<Valu
 /// A `file://` module: its digest is checked against `sha256` when set; the schema is the
 /// module's `wasmplug.plugin` section, else a `spec.yaml` next to it.
 pub fn resolve_file(spec: &WasmPluginSpec, path: &Path) -> Result<Resolved> {
-    let io = |e: std::io::Error| Error::Io { path: path.to_path_buf(), reason: e.to_string() };
-    let bytes = std::fs::read(path).map_err(io)?;
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let digest = Digest::of(&bytes);
     if !spec.sha256.is_empty() && spec.sha256 != digest.hex() {
         return Err(Error::DigestMismatch { expected: spec.sha256.clone(), actual: digest.hex().to_string() });
     }
     let name = path.display().to_string();
-    let oci = |e: wasmplug_oci::Error| Error::Resolve { reason: e.to_string() };
-    let mut found = schema_of(PluginMetadata::from_module(&name, &bytes).map_err(oci)?, Some(SCHEMA_FROM_SECTION));
+    let mut found = schema_of(PluginMetadata::from_module(&name, &bytes)?, Some(SCHEMA_FROM_SECTION));
     let spec_yaml = path.with_file_name("spec.yaml");
     if found.0.is_none()
         && let Ok(text) = std::fs::read_to_string(&spec_yaml)
     {
-        let meta = PluginMetadata::from_spec_yaml(&spec_yaml.display().to_string(), &text).map_err(oci)?;
+        let meta = PluginMetadata::from_spec_yaml(&spec_yaml.display().to_string(), &text)?;
         found = schema_of(Some(meta), Some(SCHEMA_FROM_SPEC_YAML));
     }
     Ok(Resolved {
@@ -77,16 +75,8 @@ pub struct Access {
 /// An `oci://` image, through the cache. `sha256` is the manifest digest and is enforced.
 /// With `access`, the download uses the tenant's registry client.
 pub async fn resolve_image(spec: &WasmPluginSpec, cache: &Cache, access: Option<&Access>) -> Result<Resolved> {
-    let oci = |e: wasmplug_oci::Error| match e {
-        wasmplug_oci::Error::DigestMismatch { expected, actual, .. } => Error::DigestMismatch { expected, actual },
-        other => Error::Resolve { reason: other.to_string() },
-    };
-    let image = ImageRef::parse(&spec.url).map_err(oci)?;
-    let expected = if spec.sha256.is_empty() {
-        None
-    } else {
-        Some(Digest::parse(&format!("sha256:{}", spec.sha256)).map_err(oci)?)
-    };
+    let image = ImageRef::parse(&spec.url)?;
+    let expected = if spec.sha256.is_empty() { None } else { Some(Digest::parse(&format!("sha256:{}", spec.sha256))?) };
     let policy = match spec.image_pull_policy {
         Some(PullPolicy::Always) => Some(wasmplug_oci::PullPolicy::Always),
         Some(PullPolicy::IfNotPresent) => Some(wasmplug_oci::PullPolicy::IfNotPresent),
@@ -95,8 +85,7 @@ pub async fn resolve_image(spec: &WasmPluginSpec, cache: &Cache, access: Option<
     let m = match access {
         Some(a) => cache.resolve_as(&a.registry, &a.tenant, &image, expected.as_ref(), policy, None).await,
         None => cache.resolve(&image, expected.as_ref(), policy, None).await,
-    }
-    .map_err(oci)?;
+    }?;
     let source = match m.metadata_source {
         Some(MetadataSource::ModuleSection) => Some(SCHEMA_FROM_SECTION),
         Some(MetadataSource::SpecYaml) => Some(SCHEMA_FROM_SPEC_YAML),
@@ -122,10 +111,10 @@ pub async fn resolve(spec: &WasmPluginSpec, cache: Option<&Cache>) -> Result<Res
         return resolve_file(spec, Path::new(path));
     }
     if url.starts_with("http://") || url.starts_with("https://") {
-        return Err(Error::Unsupported { what: "http(s):// module urls in standalone mode".into() });
+        return Err(Error::Unsupported { what: "http(s):// module urls in standalone mode" });
     }
     match cache {
         Some(cache) => resolve_image(spec, cache, None).await,
-        None => Err(Error::Unsupported { what: "oci:// images without --cache-dir".into() }),
+        None => Err(Error::Unsupported { what: "oci:// images without --cache-dir" }),
     }
 }

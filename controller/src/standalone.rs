@@ -37,7 +37,7 @@ pub struct Report {
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
-    move |e| Error::Io { path: path.to_path_buf(), reason: e.to_string() }
+    move |e| Error::io(path, e)
 }
 
 /// A WasmPlugin document read from a file, or why it could not be read as one.
@@ -93,7 +93,7 @@ fn write(path: &Path, text: &str) -> Result<()> {
 }
 
 fn yaml(value: &impl serde::Serialize, what: &str) -> Result<String> {
-    serde_saphyr::to_string(value).map_err(|e| Error::Serialize { what: what.into(), reason: e.to_string() })
+    serde_saphyr::to_string(value).map_err(|source| Error::Yaml { what: what.into(), source })
 }
 
 /// Runs one pass over the manifests. Objects that fail do not stop the others.
@@ -151,7 +151,7 @@ pub async fn run(opts: &Options) -> Result<Vec<Report>> {
     let plugins: Vec<Plugin<'_>> = ready.iter().map(|(o, r)| Plugin { object: o, module: &r.module }).collect();
     let chain = Value::Array(render::envoy_filter_chain(&plugins, &opts.module_server));
     let text = serde_json::to_string_pretty(&chain)
-        .map_err(|e| Error::Serialize { what: "envoy-filters.json".into(), reason: e.to_string() })?;
+        .map_err(|source| Error::Json { what: "envoy-filters.json".into(), source })?;
     write(&opts.output.join("envoy-filters.json"), &(text + "\n"))?;
     Ok(reports)
 }

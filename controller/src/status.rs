@@ -52,15 +52,6 @@ fn condition(
     }
 }
 
-fn resolve_reason(e: &Error) -> &'static str {
-    match e {
-        Error::DigestMismatch { .. } => "DigestMismatch",
-        Error::Unsupported { .. } => "Unsupported",
-        Error::Io { .. } => "ModuleUnreadable",
-        _ => "ImageUnavailable",
-    }
-}
-
 /// The status for one reconcile. `resolved` is None when the spec was refused before resolving.
 pub fn build(
     generation: Option<i64>,
@@ -88,7 +79,7 @@ pub fn build(
             let what = r.module.image_digest.as_deref().unwrap_or("module");
             c(condition::RESOLVED_REFS, Some(true), "Resolved", format!("{what}: {} bytes", r.size))
         }
-        Some(Err(e)) => c(condition::RESOLVED_REFS, Some(false), resolve_reason(e), e.to_string()),
+        Some(Err(e)) => c(condition::RESOLVED_REFS, Some(false), e.reason(), e.to_string()),
     };
     let valid = match check {
         None => c(condition::CONFIG_VALID, None, "NotChecked", "the module was not resolved".into()),
@@ -104,7 +95,7 @@ pub fn build(
             let first = v.first().map(|x| format!(": {} at {}", x.message, x.pointer)).unwrap_or_default();
             c(condition::CONFIG_VALID, Some(false), "SchemaViolation", format!("{} violation(s){first}", v.len()))
         }
-        Some(Err(e)) => c(condition::CONFIG_VALID, Some(false), "InvalidSchema", e.to_string()),
+        Some(Err(e)) => c(condition::CONFIG_VALID, Some(false), e.reason(), e.to_string()),
     };
     let failing = [&accepted, &refs, &valid].into_iter().find(|x| x.status != "True").cloned();
     let ready = match failing {
@@ -126,12 +117,8 @@ fn ready_condition(s: &mut WasmPluginStatus) -> Option<&mut Condition> {
 
 /// The plugin is valid, but a data plane it targets could not take it.
 pub fn target_failed(s: &mut WasmPluginStatus, error: &Error, now: &Time) {
-    let reason = match error {
-        Error::TargetUnavailable { .. } => "TargetUnavailable",
-        _ => "ApplyFailed",
-    };
     if let Some(c) = ready_condition(s) {
-        *c = condition(condition::READY, Some(false), reason, error.to_string(), c.observed_generation, now);
+        *c = condition(condition::READY, Some(false), error.reason(), error.to_string(), c.observed_generation, now);
     }
 }
 

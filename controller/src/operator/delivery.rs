@@ -114,10 +114,9 @@ pub fn snapshot(serving: &BTreeMap<String, Serving>) -> (Vec<&Serving>, Vec<(Str
 impl Delivery {
     /// Binds both servers.
     pub async fn start(options: &DeliveryOptions, modules_base_url: &str, modules_cluster: &str) -> Result<Delivery> {
-        let modules = ModuleServer::bind(options.modules_listen).await.map_err(|e| Error::Io {
-            path: format!("module server {}", options.modules_listen).into(),
-            reason: e.to_string(),
-        })?;
+        let modules = ModuleServer::bind(options.modules_listen)
+            .await
+            .map_err(|source| Error::Listen { what: format!("module server {}", options.modules_listen), source })?;
         let xds = XdsServer::new(XdsOptions {
             listener_address: options.listener_address.clone(),
             upstream_cluster: options.upstream_cluster.clone(),
@@ -125,10 +124,10 @@ impl Delivery {
             modules_cluster: modules_cluster.to_string(),
             ..XdsOptions::default()
         });
-        let xds_addr = xds.serve(options.xds_listen).await.map_err(|e| Error::Io {
-            path: format!("xDS server {}", options.xds_listen).into(),
-            reason: e.to_string(),
-        })?;
+        let xds_addr = xds
+            .serve(options.xds_listen)
+            .await
+            .map_err(|source| Error::Xds { what: format!("xDS server {}", options.xds_listen), source })?;
         Ok(Delivery { xds, modules, xds_addr, delivered: Mutex::new(HashMap::new()) })
     }
 
@@ -139,7 +138,8 @@ impl Delivery {
         let (plugins, modules) = snapshot(serving);
         self.modules.set_modules(modules);
         let filters: Vec<PluginFilter> = plugins.iter().map(|s| plugin_filter(s)).collect();
-        let version = self.xds.update(filters).map_err(|e| Error::Unsupported { what: e.to_string() })?;
+        let version =
+            self.xds.update(filters).map_err(|source| Error::Xds { what: "the gateways' plugins".into(), source })?;
         tracing::debug!(version, "published to gateways");
         let mut changed = Vec::new();
         if let Ok(mut d) = self.delivered.lock() {

@@ -139,10 +139,10 @@ async fn apply(o: &WasmPlugin, ctx: &Context) -> Result<Action> {
         // The whole status, replaced: one writer, and a JSON patch costs the API server less
         // than server-side apply.
         let body: json_patch::Patch = serde_json::from_value(json!([{ "op": "add", "path": "/status", "value": st }]))
-            .map_err(|e| Error::Serialize { what: format!("the status of {id}"), reason: e.to_string() })?;
+            .map_err(|source| Error::Json { what: format!("the status of {id}"), source })?;
         api.patch_status(&o.name_any(), &PatchParams::default(), &Patch::<()>::Json(body))
             .await
-            .map_err(|e| Error::Kube { what: format!("writing the status of {id}"), reason: e.to_string() })?;
+            .map_err(|source| Error::Kube { what: format!("writing the status of {id}"), source })?;
     }
     let result = if ready { "ready" } else { "refused" };
     tracing::debug!(plugin = %id, generation, result, "reconciled");
@@ -230,16 +230,13 @@ async fn resolve_module(o: &WasmPlugin, ns: &str, ctx: &Context) -> Result<Resol
         return resolve::resolve_file(spec, std::path::Path::new(path));
     }
     if url.starts_with("http://") || url.starts_with("https://") {
-        return Err(Error::Unsupported { what: "http(s):// module urls (use an oci:// image)".into() });
+        return Err(Error::Unsupported { what: "http(s):// module urls (use an oci:// image)" });
     }
     let (registry, tenant) = if spec.image_pull_secret.is_empty() {
         (ctx.registry.clone(), "anonymous".to_string())
     } else {
         let creds = pull_secret::read(&ctx.client, ns, &spec.image_pull_secret).await?;
-        let registry = ctx
-            .registry
-            .with_credentials(Some(creds.docker_config))
-            .map_err(|e| Error::Resolve { reason: e.to_string() })?;
+        let registry = ctx.registry.with_credentials(Some(creds.docker_config))?;
         (registry, creds.tenant)
     };
     let image = ImageRef::parse(url).ok();
@@ -266,10 +263,8 @@ async fn resolve_module(o: &WasmPlugin, ns: &str, ctx: &Context) -> Result<Resol
         let pair = (tenant, digest.clone());
         let known = ctx.verified.lock().map(|v| v.contains(&pair)).unwrap_or(false);
         if hit && !known {
-            let manifest = Digest::parse(&digest).map_err(|e| Error::Resolve { reason: e.to_string() })?;
-            fetch_image_manifest(&registry, &image, Some(&manifest)).await.map_err(|e| Error::Resolve {
-                reason: format!("the image is cached, but this plugin's credentials cannot read it: {e}"),
-            })?;
+            let manifest = Digest::parse(&digest)?;
+            fetch_image_manifest(&registry, &image, Some(&manifest)).await.map_err(Error::NotConfirmed)?;
         }
         if let Ok(mut v) = ctx.verified.lock() {
             v.insert(pair);
