@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
+use wasmplug_oci::cache::Served;
 use wasmplug_oci::{Cache, Digest, ImageRef, MetadataSource, PluginMetadata, Registry};
 
 use crate::crd::{PullPolicy, WasmPluginSpec};
@@ -72,9 +73,14 @@ pub struct Access {
     pub tenant: String,
 }
 
-/// An `oci://` image, through the cache. `sha256` is the manifest digest and is enforced.
-/// With `access`, the download uses the tenant's registry client.
-pub async fn resolve_image(spec: &WasmPluginSpec, cache: &Cache, access: Option<&Access>) -> Result<Resolved> {
+/// An `oci://` image, through the cache, and whether the cache answered without the registry.
+/// `sha256` is the manifest digest and is enforced. With `access`, the download uses the
+/// tenant's registry client.
+pub async fn resolve_image(
+    spec: &WasmPluginSpec,
+    cache: &Cache,
+    access: Option<&Access>,
+) -> Result<(Resolved, Served)> {
     let image = ImageRef::parse(&spec.url)?;
     let expected = if spec.sha256.is_empty() { None } else { Some(Digest::parse(&format!("sha256:{}", spec.sha256))?) };
     let policy = match spec.image_pull_policy {
@@ -82,17 +88,15 @@ pub async fn resolve_image(spec: &WasmPluginSpec, cache: &Cache, access: Option<
         Some(PullPolicy::IfNotPresent) => Some(wasmplug_oci::PullPolicy::IfNotPresent),
         Some(PullPolicy::Unspecified) | None => None,
     };
-    let m = match access {
-        Some(a) => cache.resolve_as(&a.registry, &a.tenant, &image, expected.as_ref(), policy, None).await,
-        None => cache.resolve(&image, expected.as_ref(), policy, None).await,
-    }?;
+    let (registry, tenant) = access.map_or((cache.registry(), ""), |a| (&a.registry, a.tenant.as_str()));
+    let (m, served) = cache.resolve_served(registry, tenant, &image, expected.as_ref(), policy, None).await?;
     let source = match m.metadata_source {
         Some(MetadataSource::ModuleSection) => Some(SCHEMA_FROM_SECTION),
         Some(MetadataSource::SpecYaml) => Some(SCHEMA_FROM_SPEC_YAML),
         None => None,
     };
     let (schema, schema_source) = schema_of(m.metadata, source);
-    Ok(Resolved {
+    let resolved = Resolved {
         module: ResolvedModule {
             image_digest: Some(m.manifest_digest),
             module_sha256: m.module_digest.strip_prefix("sha256:").unwrap_or(&m.module_digest).to_string(),
@@ -101,7 +105,8 @@ pub async fn resolve_image(spec: &WasmPluginSpec, cache: &Cache, access: Option<
         size: m.size,
         schema,
         schema_source,
-    })
+    };
+    Ok((resolved, served))
 }
 
 /// Resolves any supported url. `cache` is needed for images.
@@ -114,7 +119,7 @@ pub async fn resolve(spec: &WasmPluginSpec, cache: Option<&Cache>) -> Result<Res
         return Err(Error::Unsupported { what: "http(s):// module urls in standalone mode" });
     }
     match cache {
-        Some(cache) => resolve_image(spec, cache, None).await,
+        Some(cache) => resolve_image(spec, cache, None).await.map(|(r, _)| r),
         None => Err(Error::Unsupported { what: "oci:// images without --cache-dir" }),
     }
 }

@@ -12,12 +12,13 @@ use kube::runtime::events::{Event as KubeEvent, EventType};
 use kube::runtime::finalizer::{Event, finalizer};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
-use wasmplug_oci::{Digest, ImageRef, PullPolicy as CachePolicy, fetch_image_manifest};
+use wasmplug_oci::cache::Served;
+use wasmplug_oci::{Digest, ImageRef, fetch_image_manifest};
 
 use super::metrics::ResultLabel;
 use super::{Context, Serving, pull_secret, targets};
 use crate::config;
-use crate::crd::{PullPolicy, Target, WasmPlugin, WasmPluginStatus, condition};
+use crate::crd::{Target, WasmPlugin, WasmPluginStatus, condition};
 use crate::error::{Error, Result};
 use crate::render::{self, Plugin};
 use crate::resolve::{self, Access, Resolved};
@@ -232,45 +233,43 @@ async fn resolve_module(o: &WasmPlugin, ns: &str, ctx: &Context) -> Result<Resol
     if url.starts_with("http://") || url.starts_with("https://") {
         return Err(Error::Unsupported { what: "http(s):// module urls (use an oci:// image)" });
     }
-    let (registry, tenant) = if spec.image_pull_secret.is_empty() {
-        (ctx.registry.clone(), "anonymous".to_string())
-    } else {
-        let creds = pull_secret::read(&ctx.client, ns, &spec.image_pull_secret).await?;
-        let registry = ctx.registry.with_credentials(Some(creds.docker_config))?;
-        (registry, creds.tenant)
-    };
-    let image = ImageRef::parse(url).ok();
-    let expected = Digest::parse(&format!("sha256:{}", spec.sha256)).ok();
-    let policy = match spec.image_pull_policy {
-        Some(PullPolicy::Always) => Some(CachePolicy::Always),
-        Some(PullPolicy::IfNotPresent) => Some(CachePolicy::IfNotPresent),
-        _ => None,
-    };
-    let hit = image.as_ref().is_some_and(|i| {
-        policy.unwrap_or_else(|| CachePolicy::default_for(i)) == CachePolicy::IfNotPresent
-            && ctx.cache.cached(i, expected.as_ref()).is_some()
-    });
-    let access = Access { registry: registry.clone(), tenant: tenant.clone() };
+    let access = access(o, ns, ctx).await?;
     let resolved = resolve::resolve_image(spec, &ctx.cache, Some(&access)).await;
-    if hit {
-        ctx.metrics.cache_hits.inc();
-    } else {
-        let result = if resolved.is_ok() { "ok" } else { "error" };
-        ctx.metrics.pulls.get_or_create(&ResultLabel { result }).inc();
-    }
-    let resolved = resolved?;
-    if let (Some(image), Some(digest)) = (image, resolved.module.image_digest.clone()) {
-        let pair = (tenant, digest.clone());
-        let known = ctx.verified.lock().map(|v| v.contains(&pair)).unwrap_or(false);
-        if hit && !known {
-            let manifest = Digest::parse(&digest)?;
-            fetch_image_manifest(&registry, &image, Some(&manifest)).await.map_err(Error::NotConfirmed)?;
-        }
-        if let Ok(mut v) = ctx.verified.lock() {
-            v.insert(pair);
-        }
-    }
+    match &resolved {
+        Ok((_, Served::FromCache)) => ctx.metrics.cache_hits.inc(),
+        Ok((_, Served::FromRegistry)) => ctx.metrics.pulls.get_or_create(&ResultLabel { result: "ok" }).inc(),
+        Err(_) => ctx.metrics.pulls.get_or_create(&ResultLabel { result: "error" }).inc(),
+    };
+    let (resolved, served) = resolved?;
+    confirm(o, &access, &resolved, served, ctx).await?;
     Ok(resolved)
+}
+
+/// The registry client and tenant of the plugin's pull secret; anonymous without one.
+async fn access(o: &WasmPlugin, ns: &str, ctx: &Context) -> Result<Access> {
+    if o.spec.image_pull_secret.is_empty() {
+        return Ok(Access { registry: ctx.registry.clone(), tenant: "anonymous".into() });
+    }
+    let creds = pull_secret::read(&ctx.client, ns, &o.spec.image_pull_secret).await?;
+    let registry = ctx.registry.with_credentials(Some(creds.docker_config))?;
+    Ok(Access { registry, tenant: creds.tenant })
+}
+
+/// Checks, once per tenant and manifest digest, that the tenant's credentials can read an image
+/// the cache served without asking the registry.
+async fn confirm(o: &WasmPlugin, access: &Access, resolved: &Resolved, served: Served, ctx: &Context) -> Result<()> {
+    let Some(digest) = &resolved.module.image_digest else { return Ok(()) };
+    let pair = (access.tenant.clone(), digest.clone());
+    let known = ctx.verified.lock().map(|v| v.contains(&pair)).unwrap_or(false);
+    if served == Served::FromCache && !known {
+        let image = ImageRef::parse(&o.spec.url)?;
+        let manifest = Digest::parse(digest)?;
+        fetch_image_manifest(&access.registry, &image, Some(&manifest)).await.map_err(Error::NotConfirmed)?;
+    }
+    if let Ok(mut v) = ctx.verified.lock() {
+        v.insert(pair);
+    }
+    Ok(())
 }
 
 /// An Event when Ready changes; said once and then skipped when the API server has no Events.
