@@ -17,12 +17,12 @@ use wasmplug_oci::{Digest, ImageRef, fetch_image_manifest};
 
 use super::metrics::ResultLabel;
 use super::{Context, Serving, pull_secret, targets};
-use crate::config;
 use crate::crd::{Target, WasmPlugin, WasmPluginStatus, condition};
 use crate::error::{Error, Result};
+use crate::pipeline;
 use crate::render::{self, Plugin};
 use crate::resolve::{self, Access, Resolved};
-use crate::status;
+use crate::status::{self, Facts};
 
 /// Held until the rendered objects are cleaned up.
 pub const FINALIZER: &str = "wasmplug.io/cleanup";
@@ -85,54 +85,29 @@ async fn apply(o: &WasmPlugin, ctx: &Context) -> Result<Action> {
     let id = key(o);
     let ns = o.namespace().unwrap_or_default();
     let generation = o.metadata.generation;
-    let mut problems = status::static_problems(&o.spec);
-    if o.spec.url.starts_with("file://") && !ctx.options.allow_file_urls {
-        problems.push("url: file:// urls read the controller's own disk and are off in clusters".into());
-    }
-    let (resolved, check) = if problems.is_empty() {
-        let r = resolve_module(o, &ns, ctx).await;
-        let c = r.as_ref().ok().map(|r| config::check(&o.spec, &ns, r.schema.as_ref()));
-        (Some(r), c)
-    } else {
-        (None, None)
-    };
+    let refused = (o.spec.url.starts_with("file://") && !ctx.options.allow_file_urls)
+        .then(|| "url: file:// urls read the controller's own disk and are off in clusters".to_string());
+    let checked = pipeline::check(o, refused, || resolve_module(o, &ns, ctx)).await;
     let now = Time(k8s_openapi::jiff::Timestamp::now());
-    let mut st = status::build(generation, &problems, resolved.as_ref(), check.as_ref(), &now);
     let previous = ctx.serving.borrow().get(&id).cloned();
-    if status::is_ready(&st)
-        && let Some(Ok(r)) = &resolved
-    {
-        if let Err(e) = apply_targets(o, r, previous.as_ref(), ctx).await {
-            if let Error::TargetUnavailable { resource, .. } = &e {
-                ctx.say_once(resource, &format!("{e}; plugins that target it stay not Ready"));
-            }
-            status::target_failed(&mut st, &e, &now);
-        }
-        // The schema is not needed once validated; dropping it keeps 1,000s of entries small.
-        let resolved = Resolved { schema: None, ..r.clone() };
-        let serving = Serving { generation, object: o.clone(), resolved };
-        ctx.serving.send_if_modified(|m| {
-            let same = m.get(&id).is_some_and(|p| {
-                p.generation == serving.generation
-                    && p.object.spec == serving.object.spec
-                    && p.resolved == serving.resolved
-            });
-            if !same {
-                m.insert(id.clone(), serving);
-            }
-            !same
-        });
-        st.serving_generation = generation;
-    } else if let Some(prev) = &previous {
-        status::keep_serving(&mut st, prev.generation);
-    }
+    let (serving, apply_error) = match checked.module() {
+        Some(r) => (Some(generation), put_in_place(o, &id, r, previous.as_ref(), ctx).await.err()),
+        None => (previous.map(|p| p.generation), None),
+    };
     ctx.metrics.serving.set(i64::try_from(ctx.serving.borrow().len()).unwrap_or(i64::MAX));
-    if let Some(d) = &ctx.delivery
-        && o.spec.effective_targets().contains(&Target::Envoy)
-    {
-        st.conditions.push(d.programmed(o, st.serving_generation, &now));
-    }
-    status::carry_transition_times(o.status.as_ref(), &mut st);
+    let programmed = ctx
+        .delivery
+        .as_ref()
+        .filter(|_| o.spec.effective_targets().contains(&Target::Envoy))
+        .map(|d| d.programmed(o, serving.flatten(), &now));
+    let facts = Facts {
+        apply_error: apply_error.as_ref(),
+        serving,
+        programmed,
+        previous: o.status.as_ref(),
+        ..checked.facts()
+    };
+    let st = status::build(facts, &now);
     let ready = status::is_ready(&st);
     if o.status.as_ref() != Some(&st) {
         publish_event(o, &st, ctx).await;
@@ -159,6 +134,30 @@ async fn apply(o: &WasmPlugin, ctx: &Context) -> Result<Action> {
         }
         Ok(Action::requeue(backoff(bump_failures(ctx, &id))))
     }
+}
+
+/// Puts a plugin that passed its checks in place: what it renders for Higress and Istio is
+/// applied, and it is published to the gateways. The error says why a data plane could not take it.
+async fn put_in_place(o: &WasmPlugin, id: &str, r: &Resolved, previous: Option<&Serving>, ctx: &Context) -> Result<()> {
+    let applied = apply_targets(o, r, previous, ctx).await;
+    if let Err(e) = &applied
+        && let Error::TargetUnavailable { resource, .. } = e
+    {
+        ctx.say_once(resource, &format!("{e}; plugins that target it stay not Ready"));
+    }
+    // The schema is not needed once validated; dropping it keeps 1,000s of entries small.
+    let resolved = Resolved { schema: None, ..r.clone() };
+    let serving = Serving { generation: o.metadata.generation, object: o.clone(), resolved };
+    ctx.serving.send_if_modified(|m| {
+        let same = m.get(id).is_some_and(|p| {
+            p.generation == serving.generation && p.object.spec == serving.object.spec && p.resolved == serving.resolved
+        });
+        if !same {
+            m.insert(id.to_string(), serving);
+        }
+        !same
+    });
+    applied
 }
 
 /// Applies the Higress/Istio objects the plugin targets and deletes the ones it no longer targets.
