@@ -111,6 +111,7 @@ pub async fn run(opts: &Options) -> Result<Vec<Report>> {
             Ok(wp) => {
                 let ns = wp.metadata.namespace.as_deref().unwrap_or_default();
                 let id = format!("{ns}/{}", wp.metadata.name.as_deref().unwrap_or_default());
+                // Whatever resolving logs (registry retries) names the object.
                 let span = tracing::info_span!("object", plugin = %id);
                 let status = object(opts, &modules, wp, &now, &mut envoy).instrument(span).await?;
                 (id, status)

@@ -36,6 +36,8 @@ fn key(o: &WasmPlugin) -> String {
     format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any())
 }
 
+/// One reconcile, in a span naming the object (`plugin = namespace/name`).
+#[tracing::instrument(skip_all, fields(plugin = %key(&obj)))]
 pub async fn reconcile(
     obj: Arc<WasmPlugin>,
     ctx: Arc<Context>,
@@ -64,9 +66,10 @@ pub async fn reconcile(
     result
 }
 
+#[tracing::instrument(skip_all, fields(plugin = %key(&obj)))]
 pub fn error_policy(obj: Arc<WasmPlugin>, error: &kube::runtime::finalizer::Error<Error>, ctx: Arc<Context>) -> Action {
     let failures = bump_failures(&ctx, &key(&obj));
-    tracing::warn!(plugin = %key(&obj), %error, failures, "reconcile failed, retrying");
+    tracing::warn!(%error, failures, "reconcile failed, retrying");
     Action::requeue(backoff(failures))
 }
 
@@ -121,7 +124,7 @@ async fn apply(o: &WasmPlugin, ctx: &Context) -> Result<Action> {
             .map_err(|source| Error::Kube { what: format!("writing the status of {id}"), source })?;
     }
     let result = if ready { "ready" } else { "refused" };
-    tracing::debug!(plugin = %id, generation, result, "reconciled");
+    tracing::debug!(generation, result, "reconciled");
     ctx.metrics.reconciles.get_or_create(&ResultLabel { result }).inc();
     if ready {
         if let Ok(mut m) = ctx.failures.lock() {
@@ -217,7 +220,7 @@ async fn cleanup(o: &WasmPlugin, ctx: &Context) -> Result<Action> {
     if let Ok(mut m) = ctx.failures.lock() {
         m.remove(&id);
     }
-    tracing::info!(plugin = %id, "deleted: rendered objects removed");
+    tracing::info!("deleted: rendered objects removed");
     Ok(Action::await_change())
 }
 
