@@ -46,6 +46,7 @@ pub enum Error {
     /// A server of the controller's own (metrics, modules) could not listen.
     #[error("{what}: {source}")]
     Listen { what: String, source: std::io::Error },
+    /// The xDS server could not listen, or refused the plugins it was given.
     #[error("{what}: {source}")]
     Xds { what: String, source: XdsError },
 }
@@ -105,7 +106,7 @@ impl Error {
 }
 
 /// What the registry or the image said, where it says more than "unavailable". A missing image
-/// stays `ImageUnavailable`: a registry answers 404 for a repository the caller may not see, too.
+/// keeps the reason it always had, `ImageUnavailable`.
 fn image_reason(e: &wasmplug_oci::Error) -> &'static str {
     use wasmplug_oci::Error as Oci;
     match e {

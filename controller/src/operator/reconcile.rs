@@ -84,6 +84,7 @@ fn bump_failures(ctx: &Context, key: &str) -> u32 {
         .unwrap_or(0)
 }
 
+/// One pass: the checks, then a plugin that passed goes in place, then the status from all of it.
 async fn apply(o: &WasmPlugin, ctx: &Context) -> Result<Action> {
     let id = key(o);
     let ns = o.namespace().unwrap_or_default();
