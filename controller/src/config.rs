@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 use wasmplug_validate::{MATCHERS, Outcome, RULES};
 
 use crate::crd::{ConfigViolation, MatchRule, WasmPluginSpec};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// At most this many violations are kept in status.
 pub const MAX_VIOLATIONS: usize = 100;
@@ -36,7 +36,7 @@ fn rule_entry(rule: &MatchRule, namespace: &str) -> Map<String, Value> {
     let strings = |v: Vec<String>| Value::Array(v.into_iter().map(Value::String).collect());
     if !rule.ingress.is_empty() {
         let routes = rule.ingress.iter().map(|i| route_name(i, namespace)).collect();
-        entry.insert("_match_route_".into(), strings(routes));
+        entry.insert(wasmplug_contract::rules::MATCH_ROUTE.into(), strings(routes));
     }
     if !rule.domain.is_empty() {
         entry.insert("_match_domain_".into(), strings(rule.domain.clone()));
@@ -91,8 +91,7 @@ fn locate(pointer: &str, origin: &[usize]) -> (Option<u32>, String) {
 /// rule index; at most [`MAX_VIOLATIONS`] are returned.
 pub fn check(spec: &WasmPluginSpec, namespace: &str, schema: Option<&Value>) -> Result<ConfigCheck> {
     let config = plugin_config(spec, namespace);
-    let outcome =
-        wasmplug_validate::validate_against(schema, &config.document).map_err(|e| Error::Schema { reason: e.0 })?;
+    let outcome = wasmplug_validate::validate_against(schema, &config.document)?;
     let found = match outcome {
         Outcome::NoSchema => return Ok(ConfigCheck::NoSchema),
         Outcome::Checked(v) if v.is_empty() => return Ok(ConfigCheck::Valid),

@@ -11,6 +11,9 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// Phases and fail strategies are the plugin contract's (with their Envoy/Higress/Istio spellings).
+pub use wasmplug_contract::{FailStrategy, Phase};
+
 use serde_json::{Map, Value};
 
 /// API group of the resource.
@@ -136,60 +139,12 @@ pub struct MatchRule {
     pub config_disable: bool,
 }
 
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Phase {
-    #[default]
-    #[serde(rename = "UNSPECIFIED_PHASE")]
-    Unspecified,
-    #[serde(rename = "AUTHN")]
-    Authn,
-    #[serde(rename = "AUTHZ")]
-    Authz,
-    #[serde(rename = "STATS")]
-    Stats,
-}
-
-impl Phase {
-    /// The order of phases in a filter chain (unspecified last).
-    pub fn rank(self) -> u8 {
-        match self {
-            Phase::Authn => 0,
-            Phase::Authz => 1,
-            Phase::Stats => 2,
-            Phase::Unspecified => 3,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Unspecified => "UNSPECIFIED_PHASE",
-            Phase::Authn => "AUTHN",
-            Phase::Authz => "AUTHZ",
-            Phase::Stats => "STATS",
-        }
-    }
-}
-
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PullPolicy {
     #[serde(rename = "UNSPECIFIED_POLICY")]
     Unspecified,
     IfNotPresent,
     Always,
-}
-
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum FailStrategy {
-    /// Requests fail while the plugin cannot run (Envoy FAIL_CLOSED).
-    #[default]
-    #[serde(rename = "FAIL_CLOSE")]
-    Close,
-    /// Requests bypass the plugin while it cannot run.
-    #[serde(rename = "FAIL_OPEN")]
-    Open,
-    /// Reload the VM after a failure (Envoy FAIL_RELOAD).
-    #[serde(rename = "FAIL_RELOAD")]
-    Reload,
 }
 
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -1,29 +1,180 @@
-//! The controller's one error type.
+//! The controller's one error type. Variants keep what caused them as their source; the
+//! condition reason a plugin's status gives for each is [`Error::reason`].
 
 use std::path::PathBuf;
+
+use wasmplug_validate::InvalidSchema;
+use wasmplug_xds::XdsError;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot resolve the module: {reason}")]
-    Resolve { reason: String },
+    /// The image, its registry or the module cache.
+    #[error("cannot resolve the module: {0}")]
+    Image(#[source] wasmplug_oci::Error),
+    /// A cached image the registry would not confirm for this plugin's credentials.
+    #[error("cannot resolve the module: the image is cached, but this plugin's credentials cannot read it: {0}")]
+    NotConfirmed(#[source] wasmplug_oci::Error),
     #[error("digest mismatch: sha256 says {expected}, the module/image is {actual}")]
     DigestMismatch { expected: String, actual: String },
     #[error("not supported: {what}")]
-    Unsupported { what: String },
-    #[error("{path}: {reason}")]
-    Manifest { path: String, reason: String },
-    #[error("the plugin's config schema is invalid: {reason}")]
-    Schema { reason: String },
-    #[error("cannot write {what}: {reason}")]
-    Serialize { what: String, reason: String },
-    #[error("image pull secret `{name}`: {reason}")]
-    PullSecret { name: String, reason: String },
-    #[error("the API server has no {resource}: {reason}")]
-    TargetUnavailable { resource: String, reason: String },
-    #[error("Kubernetes API: {what}: {reason}")]
-    Kube { what: String, reason: String },
-    #[error("{}: {reason}", path.display())]
-    Io { path: PathBuf, reason: String },
+    Unsupported { what: &'static str },
+    #[error("the plugin's config schema is invalid: {}", .0.0)]
+    Schema(#[from] InvalidSchema),
+    #[error("cannot write {what}: {source}")]
+    Yaml { what: String, source: serde_saphyr::ser::Error },
+    #[error("cannot write {what}: {source}")]
+    Json { what: String, source: serde_json::Error },
+    #[error("image pull secret `{name}`: {problem}")]
+    PullSecret {
+        name: String,
+        #[source]
+        problem: Box<SecretProblem>,
+    },
+    /// A Higress or Istio API the plugin targets is not served (`verb` answered 404).
+    #[error("the API server has no {resource}: {verb} answered 404 (is its CRD installed?)")]
+    TargetUnavailable { resource: String, verb: &'static str, source: kube::Error },
+    #[error("Kubernetes API: {what}: {source}")]
+    Kube { what: String, source: kube::Error },
+    #[error(
+        "Kubernetes API: leader election on Lease {lease}: leadership lost: stopping so that a single replica reconciles"
+    )]
+    LeadershipLost { lease: String },
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    /// A server of the controller's own (metrics, modules) could not listen.
+    #[error("{what}: {source}")]
+    Listen { what: String, source: std::io::Error },
+    /// The xDS server could not listen, or refused the plugins it was given.
+    #[error("{what}: {source}")]
+    Xds { what: String, source: XdsError },
+}
+
+/// What is wrong with an image pull secret.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretProblem {
+    #[error("not found in the plugin's namespace")]
+    NotFound,
+    #[error("cannot be read: {0}")]
+    Unreadable(#[source] kube::Error),
+    #[error("type is {0}, expected kubernetes.io/dockerconfigjson or kubernetes.io/dockercfg")]
+    WrongType(String),
+    #[error("has no `{0}` key")]
+    MissingKey(&'static str),
+    #[error("`{key}` is not JSON: {source}")]
+    NotJson { key: &'static str, source: serde_json::Error },
+    #[error("`{key}`: {source}")]
+    DockerConfig { key: &'static str, source: wasmplug_oci::Error },
+}
+
+/// A digest the image or module does not have is our [`Error::DigestMismatch`], whatever found it.
+impl From<wasmplug_oci::Error> for Error {
+    fn from(e: wasmplug_oci::Error) -> Self {
+        match e {
+            wasmplug_oci::Error::DigestMismatch { expected, actual, .. } => Error::DigestMismatch { expected, actual },
+            other => Error::Image(other),
+        }
+    }
+}
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+
+    /// The condition reason for a plugin that failed with this error: ResolvedRefs's for what
+    /// resolving gives, ConfigValid's for a bad schema, Ready's for a data plane that could not
+    /// take the plugin.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Image(e) | Error::NotConfirmed(e) => image_reason(e),
+            Error::DigestMismatch { .. } => "DigestMismatch",
+            Error::Unsupported { .. } => "Unsupported",
+            Error::Io { .. } => "ModuleUnreadable",
+            Error::PullSecret { .. } => "InvalidPullSecret",
+            Error::Schema(_) => "InvalidSchema",
+            Error::TargetUnavailable { .. } => "TargetUnavailable",
+            Error::Kube { .. }
+            | Error::LeadershipLost { .. }
+            | Error::Yaml { .. }
+            | Error::Json { .. }
+            | Error::Listen { .. }
+            | Error::Xds { .. } => "ApplyFailed",
+        }
+    }
+}
+
+/// What the registry or the image said, where it says more than "unavailable". A missing image
+/// keeps the reason it always had, `ImageUnavailable`.
+fn image_reason(e: &wasmplug_oci::Error) -> &'static str {
+    use wasmplug_oci::Error as Oci;
+    match e {
+        Oci::DigestMismatch { .. } => "DigestMismatch",
+        Oci::Denied { .. } => "AccessDenied",
+        Oci::TooLarge { .. } => "ImageTooLarge",
+        Oci::InvalidReference { .. } => "InvalidReference",
+        Oci::BadModule { .. } | Oci::BadMetadata { .. } => "InvalidModule",
+        Oci::NotFound { .. }
+        | Oci::BadImage { .. }
+        | Oci::Registry { .. }
+        | Oci::Shared { .. }
+        | Oci::Refused { .. }
+        | Oci::DockerConfig(_)
+        | Oci::Certificate(_)
+        | Oci::Io { .. } => "ImageUnavailable",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn oci(e: wasmplug_oci::Error) -> Error {
+        e.into()
+    }
+
+    #[test]
+    fn reasons_follow_what_the_registry_said() {
+        let image = || "r.io/p:1".to_string();
+        let detail = || "x".to_string();
+        assert_eq!(
+            oci(wasmplug_oci::Error::Denied { image: image(), status: 401, detail: detail() }).reason(),
+            "AccessDenied"
+        );
+        assert_eq!(
+            oci(wasmplug_oci::Error::NotFound { image: image(), detail: detail() }).reason(),
+            "ImageUnavailable"
+        );
+        let large = wasmplug_oci::Error::TooLarge { image: image(), what: "layer".into(), size: 2, limit: 1 };
+        assert_eq!(oci(large).reason(), "ImageTooLarge");
+        let unconfirmed =
+            Error::NotConfirmed(wasmplug_oci::Error::Denied { image: image(), status: 403, detail: detail() });
+        assert_eq!(unconfirmed.reason(), "AccessDenied");
+    }
+
+    #[test]
+    fn an_image_digest_mismatch_is_ours_and_keeps_its_text() {
+        let e = oci(wasmplug_oci::Error::DigestMismatch {
+            image: "r.io/p:1".into(),
+            what: "manifest".into(),
+            expected: "sha256:aa".into(),
+            actual: "sha256:bb".into(),
+        });
+        assert!(matches!(e, Error::DigestMismatch { .. }), "{e:?}");
+        assert_eq!(e.reason(), "DigestMismatch");
+        assert_eq!(e.to_string(), "digest mismatch: sha256 says sha256:aa, the module/image is sha256:bb");
+    }
+
+    #[test]
+    fn sources_are_kept() {
+        use std::error::Error as _;
+        let e = Error::io("/m.wasm", std::io::Error::from(std::io::ErrorKind::NotFound));
+        assert_eq!(e.reason(), "ModuleUnreadable");
+        assert!(e.source().is_some_and(|s| s.is::<std::io::Error>()));
+        let e =
+            Error::PullSecret { name: "gw/cred".into(), problem: Box::new(SecretProblem::MissingKey(".dockercfg")) };
+        assert_eq!(e.to_string(), "image pull secret `gw/cred`: has no `.dockercfg` key");
+        assert_eq!(e.source().map(ToString::to_string).as_deref(), Some("has no `.dockercfg` key"));
+    }
 }

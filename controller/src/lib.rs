@@ -5,6 +5,7 @@ pub mod config;
 pub mod crd;
 pub mod error;
 pub mod operator;
+pub mod pipeline;
 pub mod render;
 pub mod resolve;
 pub mod standalone;

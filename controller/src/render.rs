@@ -2,10 +2,14 @@
 //! `envoy.filters.http.wasm` filter (and the ordered filter chain), Higress's WasmPlugin and
 //! Istio's WasmPlugin. Pure functions: same input, same bytes.
 
+use std::time::Duration;
+
 use serde_json::{Map, Value, json};
+use wasmplug_envoy::{Code, RemoteCode, WasmFilter, filter::module_url};
 
 use crate::config::plugin_config;
-use crate::crd::{EnvValueSource, FailStrategy, Phase, WasmPlugin, WasmPluginSpec};
+use crate::crd::{EnvValueSource, Phase, WasmPlugin, WasmPluginSpec};
+use crate::resolve::ResolvedModule;
 
 /// The label every rendered object carries.
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "wasmplug");
@@ -17,8 +21,20 @@ pub struct ModuleServer {
     pub base_url: String,
     /// The Envoy cluster that reaches it.
     pub cluster: String,
-    /// Fetch timeout, protobuf Duration text (`"30s"`).
-    pub timeout: String,
+    /// Fetch timeout.
+    pub timeout: Duration,
+}
+
+impl ModuleServer {
+    /// Where a gateway fetches the module with this sha256 (hex).
+    pub fn remote_code(&self, sha256: &str) -> Code {
+        Code::Remote(RemoteCode {
+            uri: module_url(&self.base_url, sha256),
+            cluster: self.cluster.clone(),
+            timeout: self.timeout,
+            sha256: sha256.to_string(),
+        })
+    }
 }
 
 impl Default for ModuleServer {
@@ -26,18 +42,9 @@ impl Default for ModuleServer {
         ModuleServer {
             base_url: "http://wasmplug-controller.wasmplug-system.svc:8081/modules".into(),
             cluster: "wasmplug-modules".into(),
-            timeout: "30s".into(),
+            timeout: Duration::from_secs(30),
         }
     }
-}
-
-/// What resolving the plugin's url gave.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResolvedModule {
-    /// The image manifest digest (`sha256:<hex>`), for oci:// urls.
-    pub image_digest: Option<String>,
-    /// The module's sha256 (hex).
-    pub module_sha256: String,
 }
 
 /// A plugin ready to render: the object (name, namespace, spec) and its module.
@@ -84,6 +91,25 @@ impl Plugin<'_> {
         (self.phase().rank(), std::cmp::Reverse(self.priority()), self.id())
     }
 
+    /// The plugin's Envoy filter, its module fetched from `server`: named `namespace.name` (also
+    /// its VM), with the root id, the config document, the fail strategy and the VM's
+    /// environment. Rendered as JSON ([`envoy_filter`]) and delivered over xDS alike.
+    pub fn wasm_filter(&self, server: &ModuleServer) -> WasmFilter {
+        let spec = self.spec();
+        let mut filter = WasmFilter::new(self.id(), server.remote_code(&self.module.module_sha256))
+            .root_id(self.root_id())
+            .configuration(self.configuration().to_string())
+            .failure_policy(spec.fail_strategy.unwrap_or_default());
+        for e in spec.vm_config.as_ref().map(|v| v.env.as_slice()).unwrap_or_default() {
+            if e.value_from == Some(EnvValueSource::Host) {
+                filter.host_env_keys.push(e.name.clone());
+            } else {
+                filter.env.insert(e.name.clone(), e.value.clone());
+            }
+        }
+        filter
+    }
+
     /// The configuration document, serialized as Envoy's StringValue carries it.
     pub fn configuration(&self) -> Value {
         plugin_config(self.spec(), self.namespace()).document
@@ -126,72 +152,10 @@ impl Plugin<'_> {
     }
 }
 
-fn envoy_failure_policy(f: FailStrategy) -> &'static str {
-    match f {
-        FailStrategy::Close => "FAIL_CLOSED",
-        FailStrategy::Open => "FAIL_OPEN",
-        FailStrategy::Reload => "FAIL_RELOAD",
-    }
-}
-
-fn fail_strategy(f: FailStrategy) -> &'static str {
-    match f {
-        FailStrategy::Close => "FAIL_CLOSE",
-        FailStrategy::Open => "FAIL_OPEN",
-        FailStrategy::Reload => "FAIL_RELOAD",
-    }
-}
-
-/// One `envoy.filters.http.wasm` HTTP filter entry for the plugin.
+/// One `envoy.filters.http.wasm` HTTP filter entry for the plugin, its module fetched from
+/// the controller's module server.
 pub fn envoy_filter(plugin: &Plugin<'_>, server: &ModuleServer) -> Value {
-    let spec = plugin.spec();
-    let sha = &plugin.module.module_sha256;
-    let mut vm_config = json!({
-        "vm_id": plugin.id(),
-        "runtime": "envoy.wasm.runtime.v8",
-        "code": { "remote": {
-            "http_uri": {
-                "uri": format!("{}/sha256/{sha}.wasm", server.base_url.trim_end_matches('/')),
-                "cluster": server.cluster,
-                "timeout": server.timeout,
-            },
-            "sha256": sha,
-        }},
-    });
-    let env = spec.vm_config.as_ref().map(|v| v.env.as_slice()).unwrap_or_default();
-    if !env.is_empty() {
-        let host: Vec<&str> =
-            env.iter().filter(|e| e.value_from == Some(EnvValueSource::Host)).map(|e| e.name.as_str()).collect();
-        let inline: serde_json::Map<String, Value> = env
-            .iter()
-            .filter(|e| e.value_from != Some(EnvValueSource::Host))
-            .map(|e| (e.name.clone(), Value::String(e.value.clone())))
-            .collect();
-        let mut vars = serde_json::Map::new();
-        if !host.is_empty() {
-            vars.insert("host_env_keys".into(), json!(host));
-        }
-        if !inline.is_empty() {
-            vars.insert("key_values".into(), Value::Object(inline));
-        }
-        vm_config["environment_variables"] = Value::Object(vars);
-    }
-    json!({
-        "name": plugin.id(),
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-            "config": {
-                "name": plugin.id(),
-                "root_id": plugin.root_id(),
-                "vm_config": vm_config,
-                "configuration": {
-                    "@type": "type.googleapis.com/google.protobuf.StringValue",
-                    "value": plugin.configuration().to_string(),
-                },
-                "failure_policy": envoy_failure_policy(spec.fail_strategy.unwrap_or_default()),
-            },
-        },
-    })
+    plugin.wasm_filter(server).http_filter(&plugin.id())
 }
 
 /// The order plugins run in: AUTHN, AUTHZ, STATS, then unspecified; within a phase the higher
@@ -216,10 +180,7 @@ fn env_list(spec: &WasmPluginSpec) -> Option<Value> {
 /// config. Higress has no FAIL_RELOAD: it becomes FAIL_CLOSE.
 pub fn higress_wasmplugin(plugin: &Plugin<'_>) -> Value {
     let spec = plugin.spec();
-    let fail = match spec.fail_strategy.unwrap_or_default() {
-        FailStrategy::Open => "FAIL_OPEN",
-        FailStrategy::Close | FailStrategy::Reload => "FAIL_CLOSE",
-    };
+    let fail = spec.fail_strategy.unwrap_or_default().higress();
     let mut extra = Map::new();
     if let Some(d) = &spec.default_config {
         extra.insert("defaultConfig".into(), Value::Object(d.clone()));
@@ -235,7 +196,7 @@ pub fn higress_wasmplugin(plugin: &Plugin<'_>) -> Value {
 
 /// Istio's `extensions.istio.io/v1alpha1` WasmPlugin: the rule document goes in `pluginConfig`.
 pub fn istio_wasmplugin(plugin: &Plugin<'_>) -> Value {
-    let fail = fail_strategy(plugin.spec().fail_strategy.unwrap_or_default());
+    let fail = plugin.spec().fail_strategy.unwrap_or_default().istio();
     let mut extra = Map::new();
     extra.insert("pluginConfig".into(), plugin.configuration());
     extra.insert("type".into(), json!("HTTP"));

@@ -10,13 +10,15 @@ use std::path::{Path, PathBuf};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::Value;
+use tracing::Instrument;
 use wasmplug_oci::Cache;
 
 use crate::crd::{Target, WasmPlugin, WasmPluginStatus};
 use crate::error::{Error, Result};
+use crate::pipeline;
 use crate::render::{self, ModuleServer, Plugin};
 use crate::resolve::{self, Resolved};
-use crate::{config, status};
+use crate::status::{self, Facts};
 
 /// What to read, where to write.
 #[derive(Debug)]
@@ -37,7 +39,7 @@ pub struct Report {
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
-    move |e| Error::Io { path: path.to_path_buf(), reason: e.to_string() }
+    move |e| Error::io(path, e)
 }
 
 /// A WasmPlugin document read from a file, or why it could not be read as one.
@@ -93,7 +95,7 @@ fn write(path: &Path, text: &str) -> Result<()> {
 }
 
 fn yaml(value: &impl serde::Serialize, what: &str) -> Result<String> {
-    serde_saphyr::to_string(value).map_err(|e| Error::Serialize { what: what.into(), reason: e.to_string() })
+    serde_saphyr::to_string(value).map_err(|source| Error::Yaml { what: what.into(), source })
 }
 
 /// Runs one pass over the manifests. Objects that fail do not stop the others.
@@ -103,57 +105,64 @@ pub async fn run(opts: &Options) -> Result<Vec<Report>> {
     std::fs::create_dir_all(&modules).map_err(io(&modules))?;
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     let mut reports = Vec::new();
-    let mut ready: Vec<(WasmPlugin, Resolved)> = Vec::new();
+    let mut envoy: Vec<(WasmPlugin, Resolved)> = Vec::new();
     for (file, entry) in objects {
-        let wp = match entry {
-            Ok(wp) => wp,
+        let (id, status) = match entry {
+            Ok(wp) => {
+                let ns = wp.metadata.namespace.as_deref().unwrap_or_default();
+                let id = format!("{ns}/{}", wp.metadata.name.as_deref().unwrap_or_default());
+                // Whatever resolving logs (registry retries) names the object.
+                let span = tracing::info_span!("object", plugin = %id);
+                let status = object(opts, &modules, wp, &now, &mut envoy).instrument(span).await?;
+                (id, status)
+            }
             Err((id, reason)) => {
-                let st = status::build(None, &[reason], None, None, &now);
-                reports.push(Report { id, file, status: st });
-                continue;
+                let facts = Facts { problems: std::slice::from_ref(&reason), ..Facts::default() };
+                (id, status::build(facts, &now))
             }
         };
-        let problems = status::static_problems(&wp.spec);
-        let ns = wp.metadata.namespace.clone().unwrap_or_default();
-        let (resolved, check) = if problems.is_empty() {
-            let r = resolve::resolve(&wp.spec, opts.cache.as_ref()).await;
-            let c = r.as_ref().ok().map(|r| config::check(&wp.spec, &ns, r.schema.as_ref()));
-            (Some(r), c)
-        } else {
-            (None, None)
-        };
-        let st = status::build(wp.metadata.generation, &problems, resolved.as_ref(), check.as_ref(), &now);
-        let id = format!("{ns}/{}", wp.metadata.name.as_deref().unwrap_or_default());
-        let stem = format!("{ns}.{}", wp.metadata.name.as_deref().unwrap_or_default());
-        let base = |suffix: &str| opts.output.join(format!("{stem}.{suffix}"));
-        write(&base("status.yaml"), &yaml(&st, "status")?)?;
-        if status::is_ready(&st)
-            && let Some(Ok(r)) = resolved
-        {
-            let target = modules.join(format!("{}.wasm", r.module.module_sha256));
-            if !target.exists() {
-                std::fs::copy(&r.path, &target).map_err(io(&target))?;
-            }
-            let plugin = Plugin { object: &wp, module: &r.module };
-            let targets = wp.spec.effective_targets();
-            if targets.contains(&Target::Higress) {
-                write(&base("higress.yaml"), &yaml(&render::higress_wasmplugin(&plugin), "higress")?)?;
-            }
-            if targets.contains(&Target::Istio) {
-                write(&base("istio.yaml"), &yaml(&render::istio_wasmplugin(&plugin), "istio")?)?;
-            }
-            if targets.contains(&Target::Envoy) {
-                ready.push((wp.clone(), r));
-            }
-        }
-        reports.push(Report { id, file, status: st });
+        reports.push(Report { id, file, status });
     }
-    let plugins: Vec<Plugin<'_>> = ready.iter().map(|(o, r)| Plugin { object: o, module: &r.module }).collect();
+    let plugins: Vec<Plugin<'_>> = envoy.iter().map(|(o, r)| Plugin { object: o, module: &r.module }).collect();
     let chain = Value::Array(render::envoy_filter_chain(&plugins, &opts.module_server));
     let text = serde_json::to_string_pretty(&chain)
-        .map_err(|e| Error::Serialize { what: "envoy-filters.json".into(), reason: e.to_string() })?;
+        .map_err(|source| Error::Json { what: "envoy-filters.json".into(), source })?;
     write(&opts.output.join("envoy-filters.json"), &(text + "\n"))?;
     Ok(reports)
+}
+
+/// One object: writes its status and, when it passed, its module and renderings. A plugin for
+/// Envoy joins `envoy`, for the filter chain of all of them.
+async fn object(
+    opts: &Options,
+    modules: &Path,
+    wp: WasmPlugin,
+    now: &Time,
+    envoy: &mut Vec<(WasmPlugin, Resolved)>,
+) -> Result<WasmPluginStatus> {
+    let checked = pipeline::check(&wp, None, || resolve::resolve(&wp.spec, opts.cache.as_ref())).await;
+    let st = status::build(checked.facts(), now);
+    let ns = wp.metadata.namespace.as_deref().unwrap_or_default();
+    let stem = format!("{ns}.{}", wp.metadata.name.as_deref().unwrap_or_default());
+    let base = |suffix: &str| opts.output.join(format!("{stem}.{suffix}"));
+    write(&base("status.yaml"), &yaml(&st, "status")?)?;
+    let Some(r) = checked.into_module() else { return Ok(st) };
+    let target = modules.join(format!("{}.wasm", r.module.module_sha256));
+    if !target.exists() {
+        std::fs::copy(&r.path, &target).map_err(io(&target))?;
+    }
+    let plugin = Plugin { object: &wp, module: &r.module };
+    let targets = wp.spec.effective_targets();
+    if targets.contains(&Target::Higress) {
+        write(&base("higress.yaml"), &yaml(&render::higress_wasmplugin(&plugin), "higress")?)?;
+    }
+    if targets.contains(&Target::Istio) {
+        write(&base("istio.yaml"), &yaml(&render::istio_wasmplugin(&plugin), "istio")?)?;
+    }
+    if targets.contains(&Target::Envoy) {
+        envoy.push((wp, r));
+    }
+    Ok(st)
 }
 
 /// One line per object, then its conditions (`kubectl get`-like).

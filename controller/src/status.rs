@@ -52,33 +52,42 @@ fn condition(
     }
 }
 
-fn resolve_reason(e: &Error) -> &'static str {
-    match e {
-        Error::DigestMismatch { .. } => "DigestMismatch",
-        Error::Unsupported { .. } => "Unsupported",
-        Error::Io { .. } => "ModuleUnreadable",
-        _ => "ImageUnavailable",
-    }
+/// Everything one pass found out about an object: the status is built from these at once.
+#[derive(Debug, Default)]
+pub struct Facts<'a> {
+    /// The generation checked.
+    pub generation: Option<i64>,
+    /// What the spec's checks refused; none: Accepted.
+    pub problems: &'a [String],
+    /// The module; None when the spec was refused before resolving.
+    pub resolved: Option<&'a Result<Resolved, Error>>,
+    /// The configs against the module's schema; None when the module was not resolved.
+    pub check: Option<&'a Result<ConfigCheck, Error>>,
+    /// Why a data plane the valid plugin targets could not take it.
+    pub apply_error: Option<&'a Error>,
+    /// The generation whose rendering is in place, where the mode keeps track: this one when it
+    /// passed, else an earlier one that keeps serving.
+    pub serving: Option<Option<i64>>,
+    /// Delivery to gateways, when they are served.
+    pub programmed: Option<Condition>,
+    /// The status written before: conditions whose status did not change keep their
+    /// `lastTransitionTime`, so an unchanged result writes nothing.
+    pub previous: Option<&'a WasmPluginStatus>,
 }
 
-/// The status for one reconcile. `resolved` is None when the spec was refused before resolving.
-pub fn build(
-    generation: Option<i64>,
-    problems: &[String],
-    resolved: Option<&Result<Resolved, Error>>,
-    check: Option<&Result<ConfigCheck, Error>>,
-    now: &Time,
-) -> WasmPluginStatus {
+/// The status for one pass over an object.
+pub fn build(facts: Facts<'_>, now: &Time) -> WasmPluginStatus {
+    let generation = facts.generation;
     let c = |kind: &str, ok: Option<bool>, reason: &str, message: String| {
         condition(kind, ok, reason, message, generation, now)
     };
     let mut s = WasmPluginStatus { observed_generation: generation, ..Default::default() };
-    let accepted = if problems.is_empty() {
+    let accepted = if facts.problems.is_empty() {
         c(condition::ACCEPTED, Some(true), "Accepted", String::new())
     } else {
-        c(condition::ACCEPTED, Some(false), "InvalidSpec", problems.join("; "))
+        c(condition::ACCEPTED, Some(false), "InvalidSpec", facts.problems.join("; "))
     };
-    let refs = match resolved {
+    let refs = match facts.resolved {
         None => c(condition::RESOLVED_REFS, None, "NotResolved", "the spec was not accepted".into()),
         Some(Ok(r)) => {
             s.image_digest = r.module.image_digest.clone();
@@ -88,9 +97,9 @@ pub fn build(
             let what = r.module.image_digest.as_deref().unwrap_or("module");
             c(condition::RESOLVED_REFS, Some(true), "Resolved", format!("{what}: {} bytes", r.size))
         }
-        Some(Err(e)) => c(condition::RESOLVED_REFS, Some(false), resolve_reason(e), e.to_string()),
+        Some(Err(e)) => c(condition::RESOLVED_REFS, Some(false), e.reason(), e.to_string()),
     };
-    let valid = match check {
+    let valid = match facts.check {
         None => c(condition::CONFIG_VALID, None, "NotChecked", "the module was not resolved".into()),
         Some(Ok(ConfigCheck::Valid)) => c(condition::CONFIG_VALID, Some(true), "Valid", String::new()),
         Some(Ok(ConfigCheck::NoSchema)) => c(
@@ -104,14 +113,25 @@ pub fn build(
             let first = v.first().map(|x| format!(": {} at {}", x.message, x.pointer)).unwrap_or_default();
             c(condition::CONFIG_VALID, Some(false), "SchemaViolation", format!("{} violation(s){first}", v.len()))
         }
-        Some(Err(e)) => c(condition::CONFIG_VALID, Some(false), "InvalidSchema", e.to_string()),
+        Some(Err(e)) => c(condition::CONFIG_VALID, Some(false), e.reason(), e.to_string()),
     };
-    let failing = [&accepted, &refs, &valid].into_iter().find(|x| x.status != "True").cloned();
-    let ready = match failing {
-        None => c(condition::READY, Some(true), "Ready", String::new()),
-        Some(f) => c(condition::READY, Some(false), &f.reason, format!("{}: {}", f.type_, f.message)),
+    let failing = [&accepted, &refs, &valid].into_iter().find(|x| x.status != "True");
+    let mut ready = match (failing, facts.apply_error) {
+        (Some(f), _) => c(condition::READY, Some(false), &f.reason, format!("{}: {}", f.type_, f.message)),
+        (None, Some(e)) => c(condition::READY, Some(false), e.reason(), e.to_string()),
+        (None, None) => c(condition::READY, Some(true), "Ready", String::new()),
     };
+    if let Some(serving) = facts.serving {
+        s.serving_generation = serving;
+        // Refused, while an earlier generation keeps serving: Ready says so.
+        if failing.is_some() {
+            let which = serving.map_or_else(|| "the previous generation".to_string(), |g| format!("generation {g}"));
+            ready.message = format!("{}; {which} keeps serving", ready.message);
+        }
+    }
     s.conditions = vec![accepted, refs, valid, ready];
+    s.conditions.extend(facts.programmed);
+    carry_transition_times(facts.previous, &mut s);
     s
 }
 
@@ -120,37 +140,81 @@ pub fn is_ready(s: &WasmPluginStatus) -> bool {
     s.conditions.iter().any(|c| c.type_ == condition::READY && c.status == "True")
 }
 
-fn ready_condition(s: &mut WasmPluginStatus) -> Option<&mut Condition> {
-    s.conditions.iter_mut().find(|c| c.type_ == condition::READY)
-}
-
-/// The plugin is valid, but a data plane it targets could not take it.
-pub fn target_failed(s: &mut WasmPluginStatus, error: &Error, now: &Time) {
-    let reason = match error {
-        Error::TargetUnavailable { .. } => "TargetUnavailable",
-        _ => "ApplyFailed",
-    };
-    if let Some(c) = ready_condition(s) {
-        *c = condition(condition::READY, Some(false), reason, error.to_string(), c.observed_generation, now);
-    }
-}
-
-/// A refused generation while an earlier one keeps serving: say so in Ready.
-pub fn keep_serving(s: &mut WasmPluginStatus, generation: Option<i64>) {
-    s.serving_generation = generation;
-    let which = generation.map_or_else(|| "the previous generation".to_string(), |g| format!("generation {g}"));
-    if let Some(c) = ready_condition(s) {
-        c.message = format!("{}; {which} keeps serving", c.message);
-    }
-}
-
-/// Keeps `lastTransitionTime` of conditions whose status did not change, so an unchanged
-/// result writes nothing.
-pub fn carry_transition_times(old: Option<&WasmPluginStatus>, new: &mut WasmPluginStatus) {
+/// Keeps `lastTransitionTime` of conditions whose status did not change.
+fn carry_transition_times(old: Option<&WasmPluginStatus>, new: &mut WasmPluginStatus) {
     let Some(old) = old else { return };
     for c in &mut new.conditions {
         if let Some(prev) = old.conditions.iter().find(|p| p.type_ == c.type_ && p.status == c.status) {
             c.last_transition_time = prev.last_transition_time.clone();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resolve::ResolvedModule;
+
+    fn resolved() -> Result<Resolved, Error> {
+        Ok(Resolved {
+            module: ResolvedModule { image_digest: None, module_sha256: "ab".repeat(32) },
+            path: "/m.wasm".into(),
+            size: 3,
+            schema: None,
+            schema_source: None,
+        })
+    }
+
+    fn ready(s: &WasmPluginStatus) -> &Condition {
+        s.conditions.iter().find(|c| c.type_ == condition::READY).unwrap()
+    }
+
+    fn now() -> Time {
+        Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)
+    }
+
+    #[test]
+    fn a_refused_generation_says_which_keeps_serving() {
+        let (r, check) = (resolved(), Ok(ConfigCheck::NoSchema));
+        let facts = Facts {
+            generation: Some(3),
+            resolved: Some(&r),
+            check: Some(&check),
+            serving: Some(Some(2)),
+            ..Facts::default()
+        };
+        let s = build(facts, &now());
+        assert_eq!(s.serving_generation, Some(2));
+        assert_eq!(ready(&s).reason, "NoSchema");
+        assert!(ready(&s).message.ends_with("; generation 2 keeps serving"), "{:?}", ready(&s));
+    }
+
+    #[test]
+    fn a_data_plane_that_cannot_take_a_valid_plugin_fails_ready_only() {
+        let (r, check) = (resolved(), Ok(ConfigCheck::Valid));
+        let e = Error::Unsupported { what: "this target" };
+        let facts = Facts {
+            generation: Some(1),
+            resolved: Some(&r),
+            check: Some(&check),
+            apply_error: Some(&e),
+            serving: Some(Some(1)),
+            ..Facts::default()
+        };
+        let s = build(facts, &now());
+        assert_eq!(s.serving_generation, Some(1));
+        assert_eq!((ready(&s).status.as_str(), ready(&s).reason.as_str()), ("False", "Unsupported"));
+        assert_eq!(ready(&s).message, "not supported: this target");
+        assert!(s.conditions.iter().filter(|c| c.type_ != condition::READY).all(|c| c.status == "True"));
+    }
+
+    #[test]
+    fn unchanged_conditions_keep_their_transition_time() {
+        let (r, check) = (resolved(), Ok(ConfigCheck::Valid));
+        let facts = || Facts { resolved: Some(&r), check: Some(&check), ..Facts::default() };
+        let before = build(facts(), &now());
+        let later = Time(k8s_openapi::jiff::Timestamp::from_second(60).unwrap());
+        assert_eq!(build(Facts { previous: Some(&before), ..facts() }, &later), before);
+        assert!(is_ready(&before));
     }
 }

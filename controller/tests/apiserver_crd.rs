@@ -16,7 +16,8 @@ use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::discovery::ApiResource;
 use serde_json::{Value, json};
 use wasmplug_controller::WasmPlugin;
-use wasmplug_controller::render::{Plugin, ResolvedModule, higress_wasmplugin, istio_wasmplugin};
+use wasmplug_controller::render::{Plugin, higress_wasmplugin, istio_wasmplugin};
+use wasmplug_controller::resolve::ResolvedModule;
 use wasmplug_testenv::TestCluster;
 
 const SHA: &str = "abababababababababababababababababababababababababababababababab";
@@ -296,7 +297,7 @@ async fn rendered_objects_fit_the_peer_crds(cluster: &TestCluster) {
     let mut plugin: WasmPlugin =
         serde_saphyr::from_str(&read("controller/tests/fixtures/higress-request-block.yaml")).unwrap();
     plugin.metadata.name = Some("fail-reload".to_string());
-    plugin.spec.fail_strategy = Some(wasmplug_controller::crd::FailStrategy::Reload);
+    plugin.spec.fail_strategy = Some(wasmplug_controller::crd::FailStrategy::FailReload);
     apply_rendered(cluster, &plugin, "request-block with FAIL_RELOAD").await;
 
     // The peer CRDs do check: what they refuse, and why the Higress rendering has no FAIL_RELOAD.

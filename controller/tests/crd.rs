@@ -97,7 +97,7 @@ fn higress_manifest_ports_by_changing_the_api_version() {
     assert_eq!(s.sha256.len(), 64);
     assert_eq!(s.image_pull_policy, Some(PullPolicy::IfNotPresent));
     assert_eq!(s.image_pull_secret, "registry-cred");
-    assert_eq!((s.phase, s.priority, s.fail_strategy), (Some(Phase::Authz), Some(320), Some(FailStrategy::Open)));
+    assert_eq!((s.phase, s.priority, s.fail_strategy), (Some(Phase::Authz), Some(320), Some(FailStrategy::FailOpen)));
     assert_eq!(s.default_config.as_ref().unwrap()["block_urls"][0], "swagger.html");
     assert_eq!(s.match_rules.len(), 3);
     assert_eq!(s.match_rules[0].ingress, ["default/foo"]);

@@ -8,8 +8,9 @@ use wasmplug_controller::WasmPlugin;
 use wasmplug_controller::config::{ConfigCheck, check, plugin_config};
 use wasmplug_controller::crd::ConfigViolation;
 use wasmplug_controller::render::{
-    ModuleServer, Plugin, ResolvedModule, envoy_filter, envoy_filter_chain, higress_wasmplugin, istio_wasmplugin,
+    ModuleServer, Plugin, envoy_filter, envoy_filter_chain, higress_wasmplugin, istio_wasmplugin,
 };
+use wasmplug_controller::resolve::ResolvedModule;
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests");
 

@@ -10,15 +10,13 @@ use std::sync::Mutex;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::runtime::reflector::ObjectRef;
 use tokio::sync::mpsc;
-use wasmplug_xds::{
-    Delivery as NodeState, FailurePolicy, Feedback, ModuleServer, PluginFilter, Resource, WasmFilterConfig,
-};
+use wasmplug_xds::{Delivery as NodeState, Feedback, ModuleServer, PluginFilter, Resource};
 use wasmplug_xds::{XdsOptions, XdsServer};
 
 use super::Serving;
-use crate::crd::{EnvValueSource, FailStrategy, Target, WasmPlugin, condition};
+use crate::crd::{Target, WasmPlugin, condition};
 use crate::error::{Error, Result};
-use crate::render::Plugin;
+use crate::render::{ModuleServer as ModuleServerUrl, Plugin};
 
 /// Where the xDS and module servers listen, and what the gateway listener looks like.
 #[derive(Debug, Clone)]
@@ -51,6 +49,8 @@ type Delivered = HashMap<String, (ObjectRef<WasmPlugin>, Option<i64>)>;
 pub struct Delivery {
     pub xds: XdsServer,
     pub modules: ModuleServer,
+    /// Where gateways fetch the modules from, as the filters say.
+    module_server: ModuleServerUrl,
     pub xds_addr: SocketAddr,
     delivered: Mutex<Delivered>,
 }
@@ -61,44 +61,13 @@ pub fn filter_name(o: &WasmPlugin) -> String {
     format!("{}.{}", o.namespace().unwrap_or_default(), o.name_any())
 }
 
-fn failure_policy(f: Option<FailStrategy>) -> FailurePolicy {
-    match f.unwrap_or_default() {
-        FailStrategy::Close => FailurePolicy::FailClosed,
-        FailStrategy::Open => FailurePolicy::FailOpen,
-        FailStrategy::Reload => FailurePolicy::FailReload,
-    }
-}
-
-/// The filter of one serving plugin, with the same choices as `render::envoy_filter`.
-pub fn plugin_filter(s: &Serving) -> PluginFilter {
+/// The filter of one serving plugin: the one `render::envoy_filter` renders.
+pub fn plugin_filter(s: &Serving, server: &ModuleServerUrl) -> PluginFilter {
     let plugin = Plugin { object: &s.object, module: &s.resolved.module };
-    let spec = &s.object.spec;
-    let env = spec.vm_config.as_ref().map(|v| v.env.as_slice()).unwrap_or_default();
-    let name = plugin.id();
     PluginFilter {
-        name: name.clone(),
-        match_labels: spec.selector.as_ref().map(|s| s.match_labels.clone()).unwrap_or_default(),
-        config: WasmFilterConfig {
-            module_sha256: s.resolved.module.module_sha256.clone(),
-            root_id: if spec.plugin_name.is_empty() {
-                s.object.metadata.name.clone().unwrap_or_default()
-            } else {
-                spec.plugin_name.clone()
-            },
-            vm_id: name,
-            configuration: plugin.configuration().to_string(),
-            failure_policy: failure_policy(spec.fail_strategy),
-            env: env
-                .iter()
-                .filter(|e| e.value_from != Some(EnvValueSource::Host))
-                .map(|e| (e.name.clone(), e.value.clone()))
-                .collect(),
-            host_env_keys: env
-                .iter()
-                .filter(|e| e.value_from == Some(EnvValueSource::Host))
-                .map(|e| e.name.clone())
-                .collect(),
-        },
+        name: plugin.id(),
+        match_labels: s.object.spec.selector.as_ref().map(|s| s.match_labels.clone()).unwrap_or_default(),
+        filter: plugin.wasm_filter(server),
     }
 }
 
@@ -113,23 +82,25 @@ pub fn snapshot(serving: &BTreeMap<String, Serving>) -> (Vec<&Serving>, Vec<(Str
 
 impl Delivery {
     /// Binds both servers.
-    pub async fn start(options: &DeliveryOptions, modules_base_url: &str, modules_cluster: &str) -> Result<Delivery> {
-        let modules = ModuleServer::bind(options.modules_listen).await.map_err(|e| Error::Io {
-            path: format!("module server {}", options.modules_listen).into(),
-            reason: e.to_string(),
-        })?;
+    pub async fn start(options: &DeliveryOptions, module_server: &ModuleServerUrl) -> Result<Delivery> {
+        let modules = ModuleServer::bind(options.modules_listen)
+            .await
+            .map_err(|source| Error::Listen { what: format!("module server {}", options.modules_listen), source })?;
         let xds = XdsServer::new(XdsOptions {
             listener_address: options.listener_address.clone(),
             upstream_cluster: options.upstream_cluster.clone(),
-            modules_base_url: modules_base_url.to_string(),
-            modules_cluster: modules_cluster.to_string(),
-            ..XdsOptions::default()
         });
-        let xds_addr = xds.serve(options.xds_listen).await.map_err(|e| Error::Io {
-            path: format!("xDS server {}", options.xds_listen).into(),
-            reason: e.to_string(),
-        })?;
-        Ok(Delivery { xds, modules, xds_addr, delivered: Mutex::new(HashMap::new()) })
+        let xds_addr = xds
+            .serve(options.xds_listen)
+            .await
+            .map_err(|source| Error::Xds { what: format!("xDS server {}", options.xds_listen), source })?;
+        Ok(Delivery {
+            xds,
+            modules,
+            module_server: module_server.clone(),
+            xds_addr,
+            delivered: Mutex::new(HashMap::new()),
+        })
     }
 
     /// Publishes what is serving: modules first (so a gateway can fetch what it is told about),
@@ -138,8 +109,9 @@ impl Delivery {
     pub fn publish(&self, serving: &BTreeMap<String, Serving>) -> Result<Vec<ObjectRef<WasmPlugin>>> {
         let (plugins, modules) = snapshot(serving);
         self.modules.set_modules(modules);
-        let filters: Vec<PluginFilter> = plugins.iter().map(|s| plugin_filter(s)).collect();
-        let version = self.xds.update(filters).map_err(|e| Error::Unsupported { what: e.to_string() })?;
+        let filters: Vec<PluginFilter> = plugins.iter().map(|s| plugin_filter(s, &self.module_server)).collect();
+        let version =
+            self.xds.update(filters).map_err(|source| Error::Xds { what: "the gateways' plugins".into(), source })?;
         tracing::debug!(version, "published to gateways");
         let mut changed = Vec::new();
         if let Ok(mut d) = self.delivered.lock() {

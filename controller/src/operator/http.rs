@@ -41,10 +41,9 @@ pub async fn serve(addr: SocketAddr, health: Health) -> Result<SocketAddr> {
         .with_state(health);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| Error::Io { path: format!("metrics listener {addr}").into(), reason: e.to_string() })?;
-    let bound = listener
-        .local_addr()
-        .map_err(|e| Error::Io { path: format!("metrics listener {addr}").into(), reason: e.to_string() })?;
+        .map_err(|source| Error::Listen { what: format!("metrics listener {addr}"), source })?;
+    let bound =
+        listener.local_addr().map_err(|source| Error::Listen { what: format!("metrics listener {addr}"), source })?;
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "metrics server stopped");

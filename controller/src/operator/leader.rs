@@ -34,9 +34,9 @@ impl Election {
     /// One attempt: `Ok(true)` when this replica holds the Lease afterwards.
     pub async fn try_acquire(&self, client: &Client) -> Result<bool> {
         let api = self.api(client);
-        let kube = |what: &str, e: kube::Error| Error::Kube {
+        let kube = |what: &str, source: kube::Error| Error::Kube {
             what: format!("{what} Lease {}/{}", self.namespace, self.name),
-            reason: e.to_string(),
+            source,
         };
         let now = MicroTime(Timestamp::now());
         let existing = api.get_opt(&self.name).await.map_err(|e| kube("reading", e))?;

@@ -111,9 +111,8 @@ impl std::fmt::Debug for Context {
 impl Context {
     pub fn new(client: Client, options: Options) -> Result<Self> {
         let config = RegistryConfig { insecure_registries: options.insecure_registries.clone(), ..Default::default() };
-        let oci = |e: wasmplug_oci::Error| Error::Resolve { reason: e.to_string() };
-        let registry = Registry::new(config).map_err(oci)?;
-        let cache = Cache::new(&options.cache_dir, registry.clone()).map_err(oci)?;
+        let registry = Registry::new(config)?;
+        let cache = Cache::new(&options.cache_dir, registry.clone())?;
         let reporter = Reporter { controller: "wasmplug-controller".into(), instance: std::env::var("POD_NAME").ok() };
         Ok(Context {
             recorder: Recorder::new(client.clone(), reporter),
@@ -135,9 +134,7 @@ impl Context {
     /// Starts the xDS and module servers of `options.delivery`, if any.
     pub async fn start_delivery(mut self) -> Result<Self> {
         if let Some(d) = &self.options.delivery {
-            let started =
-                delivery::Delivery::start(d, &self.options.module_server.base_url, &self.options.module_server.cluster)
-                    .await?;
+            let started = delivery::Delivery::start(d, &self.options.module_server).await?;
             tracing::info!(xds = %started.xds_addr, modules = %started.modules.local_addr(), "serving gateways");
             self.delivery = Some(Arc::new(started));
         }
@@ -242,9 +239,8 @@ pub async fn serve(client: Client, options: Options) -> Result<()> {
     let client = ctx.client.clone();
     tokio::select! {
         () = run(ctx, ready) => Ok(()),
-        () = election.hold(&client) => Err(Error::Kube {
-            what: format!("leader election on Lease {}/{}", election.namespace, election.name),
-            reason: "leadership lost: stopping so that a single replica reconciles".into(),
+        () = election.hold(&client) => Err(Error::LeadershipLost {
+            lease: format!("{}/{}", election.namespace, election.name),
         }),
     }
 }

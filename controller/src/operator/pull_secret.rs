@@ -6,7 +6,7 @@ use kube::{Api, Client};
 use serde_json::{Value, json};
 use wasmplug_oci::DockerConfig;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SecretProblem};
 
 /// A pull secret's credentials and the identity the cache keeps tenants apart by.
 #[derive(Debug, Clone)]
@@ -20,33 +20,30 @@ pub struct PullCredentials {
 /// error naming the Secret and what is wrong with it.
 pub async fn read(client: &Client, namespace: &str, name: &str) -> Result<PullCredentials> {
     let id = format!("{namespace}/{name}");
-    let fail = |reason: String| Error::PullSecret { name: id.clone(), reason };
+    let fail = |problem: SecretProblem| Error::PullSecret { name: id.clone(), problem: Box::new(problem) };
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let secret = match api.get_opt(name).await {
         Ok(Some(s)) => s,
-        Ok(None) => return Err(fail("not found in the plugin's namespace".into())),
-        Err(e) => return Err(fail(format!("cannot be read: {e}"))),
+        Ok(None) => return Err(fail(SecretProblem::NotFound)),
+        Err(e) => return Err(fail(SecretProblem::Unreadable(e))),
     };
     let data = secret.data.unwrap_or_default();
     let (key, wrap) = match secret.type_.as_deref() {
         Some("kubernetes.io/dockerconfigjson") => (".dockerconfigjson", false),
         Some("kubernetes.io/dockercfg") => (".dockercfg", true),
-        other => {
-            return Err(fail(format!(
-                "type is {}, expected kubernetes.io/dockerconfigjson or kubernetes.io/dockercfg",
-                other.unwrap_or("empty")
-            )));
-        }
+        other => return Err(fail(SecretProblem::WrongType(other.unwrap_or("empty").to_string()))),
     };
-    let bytes = data.get(key).map(|b| b.0.clone()).ok_or_else(|| fail(format!("has no `{key}` key")))?;
+    let bytes = data.get(key).map(|b| b.0.clone()).ok_or_else(|| fail(SecretProblem::MissingKey(key)))?;
     let bytes = if wrap {
         // The legacy format is the `auths` map itself.
-        let auths: Value = serde_json::from_slice(&bytes).map_err(|e| fail(format!("`{key}` is not JSON: {e}")))?;
+        let auths: Value =
+            serde_json::from_slice(&bytes).map_err(|source| fail(SecretProblem::NotJson { key, source }))?;
         json!({ "auths": auths }).to_string().into_bytes()
     } else {
         bytes
     };
-    let docker_config = DockerConfig::from_json(&bytes).map_err(|e| fail(format!("`{key}`: {e}")))?;
+    let docker_config =
+        DockerConfig::from_json(&bytes).map_err(|source| fail(SecretProblem::DockerConfig { key, source }))?;
     let version = secret.metadata.resource_version.unwrap_or_default();
     Ok(PullCredentials { docker_config, tenant: format!("{id}@{version}") })
 }

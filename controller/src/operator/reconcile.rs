@@ -12,16 +12,17 @@ use kube::runtime::events::{Event as KubeEvent, EventType};
 use kube::runtime::finalizer::{Event, finalizer};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
-use wasmplug_oci::{Digest, ImageRef, PullPolicy as CachePolicy, fetch_image_manifest};
+use wasmplug_oci::cache::Served;
+use wasmplug_oci::{Digest, ImageRef, fetch_image_manifest};
 
 use super::metrics::ResultLabel;
 use super::{Context, Serving, pull_secret, targets};
-use crate::config;
-use crate::crd::{PullPolicy, Target, WasmPlugin, WasmPluginStatus, condition};
+use crate::crd::{Target, WasmPlugin, WasmPluginStatus, condition};
 use crate::error::{Error, Result};
+use crate::pipeline;
 use crate::render::{self, Plugin};
 use crate::resolve::{self, Access, Resolved};
-use crate::status;
+use crate::status::{self, Facts};
 
 /// Held until the rendered objects are cleaned up.
 pub const FINALIZER: &str = "wasmplug.io/cleanup";
@@ -35,6 +36,8 @@ fn key(o: &WasmPlugin) -> String {
     format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any())
 }
 
+/// One reconcile, in a span naming the object (`plugin = namespace/name`).
+#[tracing::instrument(skip_all, fields(plugin = %key(&obj)))]
 pub async fn reconcile(
     obj: Arc<WasmPlugin>,
     ctx: Arc<Context>,
@@ -63,9 +66,10 @@ pub async fn reconcile(
     result
 }
 
+#[tracing::instrument(skip_all, fields(plugin = %key(&obj)))]
 pub fn error_policy(obj: Arc<WasmPlugin>, error: &kube::runtime::finalizer::Error<Error>, ctx: Arc<Context>) -> Action {
     let failures = bump_failures(&ctx, &key(&obj));
-    tracing::warn!(plugin = %key(&obj), %error, failures, "reconcile failed, retrying");
+    tracing::warn!(%error, failures, "reconcile failed, retrying");
     Action::requeue(backoff(failures))
 }
 
@@ -80,58 +84,34 @@ fn bump_failures(ctx: &Context, key: &str) -> u32 {
         .unwrap_or(0)
 }
 
+/// One pass: the checks, then a plugin that passed goes in place, then the status from all of it.
 async fn apply(o: &WasmPlugin, ctx: &Context) -> Result<Action> {
     let id = key(o);
     let ns = o.namespace().unwrap_or_default();
     let generation = o.metadata.generation;
-    let mut problems = status::static_problems(&o.spec);
-    if o.spec.url.starts_with("file://") && !ctx.options.allow_file_urls {
-        problems.push("url: file:// urls read the controller's own disk and are off in clusters".into());
-    }
-    let (resolved, check) = if problems.is_empty() {
-        let r = resolve_module(o, &ns, ctx).await;
-        let c = r.as_ref().ok().map(|r| config::check(&o.spec, &ns, r.schema.as_ref()));
-        (Some(r), c)
-    } else {
-        (None, None)
-    };
+    let refused = (o.spec.url.starts_with("file://") && !ctx.options.allow_file_urls)
+        .then(|| "url: file:// urls read the controller's own disk and are off in clusters".to_string());
+    let checked = pipeline::check(o, refused, || resolve_module(o, &ns, ctx)).await;
     let now = Time(k8s_openapi::jiff::Timestamp::now());
-    let mut st = status::build(generation, &problems, resolved.as_ref(), check.as_ref(), &now);
     let previous = ctx.serving.borrow().get(&id).cloned();
-    if status::is_ready(&st)
-        && let Some(Ok(r)) = &resolved
-    {
-        if let Err(e) = apply_targets(o, r, previous.as_ref(), ctx).await {
-            if let Error::TargetUnavailable { resource, .. } = &e {
-                ctx.say_once(resource, &format!("{e}; plugins that target it stay not Ready"));
-            }
-            status::target_failed(&mut st, &e, &now);
-        }
-        // The schema is not needed once validated; dropping it keeps 1,000s of entries small.
-        let resolved = Resolved { schema: None, ..r.clone() };
-        let serving = Serving { generation, object: o.clone(), resolved };
-        ctx.serving.send_if_modified(|m| {
-            let same = m.get(&id).is_some_and(|p| {
-                p.generation == serving.generation
-                    && p.object.spec == serving.object.spec
-                    && p.resolved == serving.resolved
-            });
-            if !same {
-                m.insert(id.clone(), serving);
-            }
-            !same
-        });
-        st.serving_generation = generation;
-    } else if let Some(prev) = &previous {
-        status::keep_serving(&mut st, prev.generation);
-    }
+    let (serving, apply_error) = match checked.module() {
+        Some(r) => (Some(generation), put_in_place(o, &id, r, previous.as_ref(), ctx).await.err()),
+        None => (previous.map(|p| p.generation), None),
+    };
     ctx.metrics.serving.set(i64::try_from(ctx.serving.borrow().len()).unwrap_or(i64::MAX));
-    if let Some(d) = &ctx.delivery
-        && o.spec.effective_targets().contains(&Target::Envoy)
-    {
-        st.conditions.push(d.programmed(o, st.serving_generation, &now));
-    }
-    status::carry_transition_times(o.status.as_ref(), &mut st);
+    let programmed = ctx
+        .delivery
+        .as_ref()
+        .filter(|_| o.spec.effective_targets().contains(&Target::Envoy))
+        .map(|d| d.programmed(o, serving.flatten(), &now));
+    let facts = Facts {
+        apply_error: apply_error.as_ref(),
+        serving,
+        programmed,
+        previous: o.status.as_ref(),
+        ..checked.facts()
+    };
+    let st = status::build(facts, &now);
     let ready = status::is_ready(&st);
     if o.status.as_ref() != Some(&st) {
         publish_event(o, &st, ctx).await;
@@ -139,13 +119,13 @@ async fn apply(o: &WasmPlugin, ctx: &Context) -> Result<Action> {
         // The whole status, replaced: one writer, and a JSON patch costs the API server less
         // than server-side apply.
         let body: json_patch::Patch = serde_json::from_value(json!([{ "op": "add", "path": "/status", "value": st }]))
-            .map_err(|e| Error::Serialize { what: format!("the status of {id}"), reason: e.to_string() })?;
+            .map_err(|source| Error::Json { what: format!("the status of {id}"), source })?;
         api.patch_status(&o.name_any(), &PatchParams::default(), &Patch::<()>::Json(body))
             .await
-            .map_err(|e| Error::Kube { what: format!("writing the status of {id}"), reason: e.to_string() })?;
+            .map_err(|source| Error::Kube { what: format!("writing the status of {id}"), source })?;
     }
     let result = if ready { "ready" } else { "refused" };
-    tracing::debug!(plugin = %id, generation, result, "reconciled");
+    tracing::debug!(generation, result, "reconciled");
     ctx.metrics.reconciles.get_or_create(&ResultLabel { result }).inc();
     if ready {
         if let Ok(mut m) = ctx.failures.lock() {
@@ -158,6 +138,30 @@ async fn apply(o: &WasmPlugin, ctx: &Context) -> Result<Action> {
         }
         Ok(Action::requeue(backoff(bump_failures(ctx, &id))))
     }
+}
+
+/// Puts a plugin that passed its checks in place: what it renders for Higress and Istio is
+/// applied, and it is published to the gateways. The error says why a data plane could not take it.
+async fn put_in_place(o: &WasmPlugin, id: &str, r: &Resolved, previous: Option<&Serving>, ctx: &Context) -> Result<()> {
+    let applied = apply_targets(o, r, previous, ctx).await;
+    if let Err(e) = &applied
+        && let Error::TargetUnavailable { resource, .. } = e
+    {
+        ctx.say_once(resource, &format!("{e}; plugins that target it stay not Ready"));
+    }
+    // The schema is not needed once validated; dropping it keeps 1,000s of entries small.
+    let resolved = Resolved { schema: None, ..r.clone() };
+    let serving = Serving { generation: o.metadata.generation, object: o.clone(), resolved };
+    ctx.serving.send_if_modified(|m| {
+        let same = m.get(id).is_some_and(|p| {
+            p.generation == serving.generation && p.object.spec == serving.object.spec && p.resolved == serving.resolved
+        });
+        if !same {
+            m.insert(id.to_string(), serving);
+        }
+        !same
+    });
+    applied
 }
 
 /// Applies the Higress/Istio objects the plugin targets and deletes the ones it no longer targets.
@@ -217,7 +221,7 @@ async fn cleanup(o: &WasmPlugin, ctx: &Context) -> Result<Action> {
     if let Ok(mut m) = ctx.failures.lock() {
         m.remove(&id);
     }
-    tracing::info!(plugin = %id, "deleted: rendered objects removed");
+    tracing::info!("deleted: rendered objects removed");
     Ok(Action::await_change())
 }
 
@@ -230,52 +234,45 @@ async fn resolve_module(o: &WasmPlugin, ns: &str, ctx: &Context) -> Result<Resol
         return resolve::resolve_file(spec, std::path::Path::new(path));
     }
     if url.starts_with("http://") || url.starts_with("https://") {
-        return Err(Error::Unsupported { what: "http(s):// module urls (use an oci:// image)".into() });
+        return Err(Error::Unsupported { what: "http(s):// module urls (use an oci:// image)" });
     }
-    let (registry, tenant) = if spec.image_pull_secret.is_empty() {
-        (ctx.registry.clone(), "anonymous".to_string())
-    } else {
-        let creds = pull_secret::read(&ctx.client, ns, &spec.image_pull_secret).await?;
-        let registry = ctx
-            .registry
-            .with_credentials(Some(creds.docker_config))
-            .map_err(|e| Error::Resolve { reason: e.to_string() })?;
-        (registry, creds.tenant)
-    };
-    let image = ImageRef::parse(url).ok();
-    let expected = Digest::parse(&format!("sha256:{}", spec.sha256)).ok();
-    let policy = match spec.image_pull_policy {
-        Some(PullPolicy::Always) => Some(CachePolicy::Always),
-        Some(PullPolicy::IfNotPresent) => Some(CachePolicy::IfNotPresent),
-        _ => None,
-    };
-    let hit = image.as_ref().is_some_and(|i| {
-        policy.unwrap_or_else(|| CachePolicy::default_for(i)) == CachePolicy::IfNotPresent
-            && ctx.cache.cached(i, expected.as_ref()).is_some()
-    });
-    let access = Access { registry: registry.clone(), tenant: tenant.clone() };
+    let access = access(o, ns, ctx).await?;
     let resolved = resolve::resolve_image(spec, &ctx.cache, Some(&access)).await;
-    if hit {
-        ctx.metrics.cache_hits.inc();
-    } else {
-        let result = if resolved.is_ok() { "ok" } else { "error" };
-        ctx.metrics.pulls.get_or_create(&ResultLabel { result }).inc();
-    }
-    let resolved = resolved?;
-    if let (Some(image), Some(digest)) = (image, resolved.module.image_digest.clone()) {
-        let pair = (tenant, digest.clone());
-        let known = ctx.verified.lock().map(|v| v.contains(&pair)).unwrap_or(false);
-        if hit && !known {
-            let manifest = Digest::parse(&digest).map_err(|e| Error::Resolve { reason: e.to_string() })?;
-            fetch_image_manifest(&registry, &image, Some(&manifest)).await.map_err(|e| Error::Resolve {
-                reason: format!("the image is cached, but this plugin's credentials cannot read it: {e}"),
-            })?;
-        }
-        if let Ok(mut v) = ctx.verified.lock() {
-            v.insert(pair);
-        }
-    }
+    match &resolved {
+        Ok((_, Served::FromCache)) => ctx.metrics.cache_hits.inc(),
+        Ok((_, Served::FromRegistry)) => ctx.metrics.pulls.get_or_create(&ResultLabel { result: "ok" }).inc(),
+        Err(_) => ctx.metrics.pulls.get_or_create(&ResultLabel { result: "error" }).inc(),
+    };
+    let (resolved, served) = resolved?;
+    confirm(o, &access, &resolved, served, ctx).await?;
     Ok(resolved)
+}
+
+/// The registry client and tenant of the plugin's pull secret; anonymous without one.
+async fn access(o: &WasmPlugin, ns: &str, ctx: &Context) -> Result<Access> {
+    if o.spec.image_pull_secret.is_empty() {
+        return Ok(Access { registry: ctx.registry.clone(), tenant: "anonymous".into() });
+    }
+    let creds = pull_secret::read(&ctx.client, ns, &o.spec.image_pull_secret).await?;
+    let registry = ctx.registry.with_credentials(Some(creds.docker_config))?;
+    Ok(Access { registry, tenant: creds.tenant })
+}
+
+/// Checks, once per tenant and manifest digest, that the tenant's credentials can read an image
+/// the cache served without asking the registry.
+async fn confirm(o: &WasmPlugin, access: &Access, resolved: &Resolved, served: Served, ctx: &Context) -> Result<()> {
+    let Some(digest) = &resolved.module.image_digest else { return Ok(()) };
+    let pair = (access.tenant.clone(), digest.clone());
+    let known = ctx.verified.lock().map(|v| v.contains(&pair)).unwrap_or(false);
+    if served == Served::FromCache && !known {
+        let image = ImageRef::parse(&o.spec.url)?;
+        let manifest = Digest::parse(digest)?;
+        fetch_image_manifest(&access.registry, &image, Some(&manifest)).await.map_err(Error::NotConfirmed)?;
+    }
+    if let Ok(mut v) = ctx.verified.lock() {
+        v.insert(pair);
+    }
+    Ok(())
 }
 
 /// An Event when Ready changes; said once and then skipped when the API server has no Events.

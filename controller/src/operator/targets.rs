@@ -25,13 +25,10 @@ fn describe(ar: &ApiResource) -> String {
     format!("{}/{} {}", ar.group, ar.version, ar.kind)
 }
 
-fn kube_error(ar: &ApiResource, what: &str, e: kube::Error) -> Error {
-    match &e {
-        kube::Error::Api(s) if s.code == 404 => Error::TargetUnavailable {
-            resource: describe(ar),
-            reason: format!("{what} answered 404 (is its CRD installed?)"),
-        },
-        _ => Error::Kube { what: format!("{what} {}", describe(ar)), reason: e.to_string() },
+fn kube_error(ar: &ApiResource, verb: &'static str, source: kube::Error) -> Error {
+    match &source {
+        kube::Error::Api(s) if s.code == 404 => Error::TargetUnavailable { resource: describe(ar), verb, source },
+        _ => Error::Kube { what: format!("{verb} {}", describe(ar)), source },
     }
 }
 

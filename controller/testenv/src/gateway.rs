@@ -12,9 +12,12 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
+use wasmplug_envoy::bootstrap::MODULES_CLUSTER;
 use wasmplug_envoy::bootstrap::{BootstrapOptions, envoy_bootstrap};
+use wasmplug_envoy::filter::module_url;
+use wasmplug_envoy::{Code, RemoteCode, WasmFilter};
 use wasmplug_testkit::upstream::Upstream;
-use wasmplug_xds::{FailurePolicy, ModuleServer, PluginFilter, WasmFilterConfig, XdsOptions, XdsServer};
+use wasmplug_xds::{ModuleServer, PluginFilter, XdsOptions, XdsServer};
 
 pub const TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -26,19 +29,6 @@ pub fn module(crate_name: &str) -> (String, PathBuf) {
     let path = wasmplug_testkit::wasm::plugin_module(crate_name);
     let bytes = std::fs::read(&path).unwrap();
     (hex::encode(Sha256::digest(&bytes)), path)
-}
-
-pub fn plugin(name: &str, sha: &str, configuration: &str) -> PluginFilter {
-    PluginFilter {
-        name: name.into(),
-        match_labels: BTreeMap::new(),
-        config: WasmFilterConfig {
-            module_sha256: sha.into(),
-            configuration: configuration.into(),
-            failure_policy: FailurePolicy::FailClosed,
-            ..WasmFilterConfig::default()
-        },
-    }
 }
 
 pub fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -62,11 +52,7 @@ impl ControlPlane {
     pub fn start_with(tweak: impl FnOnce(&mut XdsOptions)) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let modules = rt.block_on(ModuleServer::bind("127.0.0.1:0".parse().unwrap())).unwrap();
-        let mut opts = XdsOptions {
-            listener_address: "127.0.0.1:10000".into(),
-            modules_base_url: modules.base_url(),
-            ..XdsOptions::default()
-        };
+        let mut opts = XdsOptions { listener_address: "127.0.0.1:10000".into(), ..XdsOptions::default() };
         tweak(&mut opts);
         let xds = XdsServer::new(opts);
         let xds_addr = rt.block_on(xds.serve("127.0.0.1:0".parse().unwrap())).unwrap();
@@ -78,6 +64,18 @@ impl ControlPlane {
         let mods: Vec<(String, PathBuf)> = crates.iter().map(|c| module(c)).collect();
         self.modules.set_modules(mods.clone());
         mods.into_iter().map(|(h, _)| h).collect()
+    }
+
+    /// A fail-closed plugin for every node, its module fetched from this control plane.
+    pub fn plugin(&self, name: &str, sha: &str, configuration: &str) -> PluginFilter {
+        let code = RemoteCode {
+            uri: module_url(&self.modules.base_url(), sha),
+            cluster: MODULES_CLUSTER.into(),
+            timeout: Duration::from_secs(30),
+            sha256: sha.into(),
+        };
+        let filter = WasmFilter::new(name, Code::Remote(code)).configuration(configuration);
+        PluginFilter { name: name.into(), match_labels: BTreeMap::new(), filter }
     }
 
     pub fn update(&self, plugins: Vec<PluginFilter>) -> u64 {

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use wasmplug_testenv::gateway::{ControlPlane, TIMEOUT, labels, plugin, wait_for};
+use wasmplug_testenv::gateway::{ControlPlane, TIMEOUT, labels, wait_for};
 use wasmplug_xds::{Feedback, Resource};
 
 const EDITS: usize = 20;
@@ -59,7 +59,7 @@ fn main() {
     let config = |i: usize| format!(r#"{{"status_code":200,"body":"edit-{i}"}}"#);
 
     // First delivery: LDS update, ECDS, module fetch, VM start.
-    cp.update(vec![plugin("custom", &custom, &config(0))]);
+    cp.update(vec![cp.plugin("custom", &custom, &config(0))]);
     let first = wait_for(TIMEOUT, || gw.get("/").text() == "edit-0").expect("first delivery never visible");
 
     let mut visible = Vec::new();
@@ -67,7 +67,7 @@ fn main() {
     for i in 1..=EDITS {
         std::thread::sleep(Duration::from_millis(50));
         let start = Instant::now();
-        let v = cp.update(vec![plugin("custom", &custom, &config(i))]);
+        let v = cp.update(vec![cp.plugin("custom", &custom, &config(i))]);
         let want = format!("edit-{i}");
         let took = wait_for(TIMEOUT, || gw.get("/").text() == want).unwrap_or_else(|| panic!("edit {i} never visible"));
         visible.push(took);
@@ -79,7 +79,7 @@ fn main() {
     for i in 0..5 {
         std::thread::sleep(Duration::from_millis(50));
         let start = Instant::now();
-        let v = cp.update(vec![plugin("custom", &custom, &format!(r#"{{"status_code":{}}}"#, 700 + i))]);
+        let v = cp.update(vec![cp.plugin("custom", &custom, &format!(r#"{{"status_code":{}}}"#, 700 + i))]);
         let (acked, took) = answered(&cp, &mut rx, "custom", v, start);
         assert!(!acked, "a refused config was ACKed");
         nacks.push(took);

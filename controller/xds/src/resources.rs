@@ -1,9 +1,9 @@
 //! Building the xDS resources: the gateway listener (LDS) and one Wasm filter per plugin (ECDS).
 
 use envoy_types::pb::envoy::config::core::v3::{
-    Address, AggregatedConfigSource, ApiVersion, AsyncDataSource, ConfigSource, ExtensionConfigSource, HttpUri,
-    RemoteDataSource, SocketAddress, TypedExtensionConfig, address, async_data_source, config_source, http_uri,
-    socket_address,
+    Address, AggregatedConfigSource, ApiVersion, AsyncDataSource, ConfigSource, DataSource, ExtensionConfigSource,
+    HttpUri, RemoteDataSource, SocketAddress, TypedExtensionConfig, address, async_data_source, config_source,
+    data_source, http_uri, socket_address,
 };
 use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener, filter};
 use envoy_types::pb::envoy::config::route::v3::{
@@ -15,21 +15,22 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
     HttpConnectionManager, HttpFilter, http_connection_manager, http_filter,
 };
 use envoy_types::pb::envoy::extensions::wasm::v3::{EnvironmentVariables, PluginConfig, VmConfig, plugin_config};
-use envoy_types::pb::google::protobuf::{Any, Duration as PbDuration, StringValue};
+use envoy_types::pb::google::protobuf::{Any, BoolValue, Duration as PbDuration, StringValue};
 use envoy_types::util::pack_any;
 
-use crate::{FailurePolicy, PluginFilter, XdsOptions};
+use wasmplug_envoy::Code;
+use wasmplug_envoy::filter::RUNTIME;
+
+use crate::{FailStrategy, PluginFilter, XdsOptions};
 
 /// `type_url` of LDS resources.
 pub const LISTENER_TYPE: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
 /// `type_url` of ECDS resources.
 pub const ECDS_TYPE: &str = "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig";
 /// `type_url` of the Wasm HTTP filter's config.
-pub const WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
+pub use wasmplug_envoy::filter::WASM_TYPE;
 /// The name of the listener served to every gateway.
 pub const LISTENER_NAME: &str = "wasmplug-gateway";
-/// The Wasm runtime the filters ask for.
-pub const RUNTIME: &str = "envoy.wasm.runtime.v8";
 
 fn ads() -> ConfigSource {
     ConfigSource {
@@ -110,47 +111,46 @@ pub fn listener(host: &str, port: u16, opts: &XdsOptions, filters: &[String]) ->
     })
 }
 
-/// `{base}/sha256/{hex}.wasm`: where the module server serves a module.
-pub fn module_url(base: &str, sha256: &str) -> String {
-    format!("{}/sha256/{sha256}.wasm", base.trim_end_matches('/'))
-}
-
-/// The ECDS resource of one plugin: an `envoy.filters.http.wasm` config with remote code.
-pub fn wasm_filter(plugin: &PluginFilter, opts: &XdsOptions) -> Any {
-    let c = &plugin.config;
-    let vm_id = if c.vm_id.is_empty() { plugin.name.clone() } else { c.vm_id.clone() };
-    let root_id = if c.root_id.is_empty() { plugin.name.clone() } else { c.root_id.clone() };
-    let environment_variables = (!c.env.is_empty() || !c.host_env_keys.is_empty()).then(|| EnvironmentVariables {
-        host_env_keys: c.host_env_keys.clone(),
-        key_values: c.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+/// The ECDS resource of one plugin: its filter description as protobuf.
+pub fn wasm_filter(plugin: &PluginFilter) -> Any {
+    let f = &plugin.filter;
+    let code = match &f.code {
+        Code::Remote(r) => async_data_source::Specifier::Remote(RemoteDataSource {
+            http_uri: Some(HttpUri {
+                uri: r.uri.clone(),
+                timeout: Some(duration(r.timeout)),
+                http_upstream_type: Some(http_uri::HttpUpstreamType::Cluster(r.cluster.clone())),
+            }),
+            sha256: r.sha256.clone(),
+            ..RemoteDataSource::default()
+        }),
+        Code::Local(path) => async_data_source::Specifier::Local(DataSource {
+            specifier: Some(data_source::Specifier::Filename(path.to_string_lossy().into_owned())),
+            ..DataSource::default()
+        }),
+    };
+    let environment_variables = (!f.env.is_empty() || !f.host_env_keys.is_empty()).then(|| EnvironmentVariables {
+        host_env_keys: f.host_env_keys.clone(),
+        key_values: f.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
     });
     let vm = VmConfig {
-        vm_id,
+        vm_id: f.vm_id.clone(),
         runtime: RUNTIME.into(),
-        code: Some(AsyncDataSource {
-            specifier: Some(async_data_source::Specifier::Remote(RemoteDataSource {
-                http_uri: Some(HttpUri {
-                    uri: module_url(&opts.modules_base_url, &c.module_sha256),
-                    timeout: Some(duration(opts.fetch_timeout)),
-                    http_upstream_type: Some(http_uri::HttpUpstreamType::Cluster(opts.modules_cluster.clone())),
-                }),
-                sha256: c.module_sha256.clone(),
-                ..RemoteDataSource::default()
-            })),
-        }),
+        code: Some(AsyncDataSource { specifier: Some(code) }),
         environment_variables,
         ..VmConfig::default()
     };
-    let failure_policy = match c.failure_policy {
-        FailurePolicy::FailClosed => envoy_types::pb::envoy::extensions::wasm::v3::FailurePolicy::FailClosed,
-        FailurePolicy::FailOpen => envoy_types::pb::envoy::extensions::wasm::v3::FailurePolicy::FailOpen,
-        FailurePolicy::FailReload => envoy_types::pb::envoy::extensions::wasm::v3::FailurePolicy::FailReload,
+    let failure_policy = match f.failure_policy {
+        FailStrategy::FailClose => envoy_types::pb::envoy::extensions::wasm::v3::FailurePolicy::FailClosed,
+        FailStrategy::FailOpen => envoy_types::pb::envoy::extensions::wasm::v3::FailurePolicy::FailOpen,
+        FailStrategy::FailReload => envoy_types::pb::envoy::extensions::wasm::v3::FailurePolicy::FailReload,
     };
     let config = PluginConfig {
-        name: plugin.name.clone(),
-        root_id,
-        configuration: Some(pack_any(StringValue { value: c.configuration.clone() })),
+        name: f.name.clone(),
+        root_id: f.root_id.clone(),
+        configuration: f.configuration.clone().map(|value| pack_any(StringValue { value })),
         failure_policy: failure_policy as i32,
+        allow_on_headers_stop_iteration: f.allow_on_headers_stop_iteration.map(|value| BoolValue { value }),
         vm: Some(plugin_config::Vm::VmConfig(vm)),
         ..PluginConfig::default()
     };

@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::{
@@ -35,45 +35,17 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::resources::{ECDS_TYPE, LISTENER_TYPE, listener, wasm_filter};
 use wasmplug_envoy::bootstrap::{LABELS_KEY, LISTENER_KEY, split_host_port};
-
-/// What Envoy does when the plugin cannot run (module not fetched, VM failed, plugin crashed).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
-pub enum FailurePolicy {
-    /// Requests through the filter are answered 503.
-    #[default]
-    FailClosed,
-    /// The filter is skipped.
-    FailOpen,
-    /// A crashed VM is replaced for the next request; other failures are FAIL_CLOSED.
-    FailReload,
-}
-
-/// The Wasm filter of one plugin.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Hash)]
-pub struct WasmFilterConfig {
-    /// The module's sha256 (lowercase hex); Envoy fetches it from the module server.
-    pub module_sha256: String,
-    /// `root_id` (the plugin name in Higress terms); empty: the filter name.
-    pub root_id: String,
-    /// `vm_id`; empty: the filter name (one VM per plugin).
-    pub vm_id: String,
-    /// The plugin configuration document (JSON text), passed as a StringValue.
-    pub configuration: String,
-    pub failure_policy: FailurePolicy,
-    /// `environment_variables.key_values`.
-    pub env: BTreeMap<String, String>,
-    /// `environment_variables.host_env_keys`.
-    pub host_env_keys: Vec<String>,
-}
+use wasmplug_envoy::{Code, WasmFilter};
 
 /// One plugin in a gateway's filter chain.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginFilter {
     /// The HTTP filter name and ECDS resource name; unique.
     pub name: String,
     /// The nodes that get it: those whose `LABELS` contain all of these. Empty: every node.
     pub match_labels: BTreeMap<String, String>,
-    pub config: WasmFilterConfig,
+    /// The filter, its code fetched from the module server (`wasmplug_envoy::filter::module_url`).
+    pub filter: WasmFilter,
 }
 
 impl PluginFilter {
@@ -91,12 +63,6 @@ pub struct XdsOptions {
     pub listener_address: String,
     /// The cluster every request is routed to (a static cluster of the bootstrap).
     pub upstream_cluster: String,
-    /// The module server's base URL as gateways reach it (`http://host:port/modules`).
-    pub modules_base_url: String,
-    /// The Envoy cluster that reaches the module server.
-    pub modules_cluster: String,
-    /// Module fetch timeout.
-    pub fetch_timeout: Duration,
 }
 
 impl Default for XdsOptions {
@@ -104,9 +70,6 @@ impl Default for XdsOptions {
         XdsOptions {
             listener_address: "0.0.0.0:10000".into(),
             upstream_cluster: wasmplug_envoy::bootstrap::UPSTREAM_CLUSTER.into(),
-            modules_base_url: "http://wasmplug-controller.wasmplug-system.svc:8081/modules".into(),
-            modules_cluster: wasmplug_envoy::bootstrap::MODULES_CLUSTER.into(),
-            fetch_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -122,6 +85,8 @@ pub enum XdsError {
     DuplicateName(String),
     #[error("plugin filter `{0}`: module sha256 must be 64 lowercase hex digits")]
     BadSha256(String),
+    #[error("plugin filter `{0}`: gateways fetch modules from the module server; a local file cannot be delivered")]
+    NotRemote(String),
 }
 
 /// A served resource.
@@ -294,7 +259,10 @@ impl XdsServer {
             if !names.insert(p.name.as_str()) {
                 return Err(XdsError::DuplicateName(p.name.clone()));
             }
-            let sha = &p.config.module_sha256;
+            let sha = match &p.filter.code {
+                Code::Remote(r) => r.sha256.as_str(),
+                Code::Local(_) => return Err(XdsError::NotRemote(p.name.clone())),
+            };
             if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
                 return Err(XdsError::BadSha256(p.name.clone()));
             }
@@ -306,10 +274,10 @@ impl XdsServer {
         let entries: Vec<Entry> = plugins
             .into_iter()
             .map(|filter| {
-                let unchanged = previous.get(filter.name.as_str()).filter(|e| e.filter.config == filter.config);
+                let unchanged = previous.get(filter.name.as_str()).filter(|e| e.filter.filter == filter.filter);
                 match unchanged {
                     Some(old) => Entry { resource: old.resource.clone(), version: old.version, filter },
-                    None => Entry { resource: wasm_filter(&filter, &self.shared.opts), version, filter },
+                    None => Entry { resource: wasm_filter(&filter), version, filter },
                 }
             })
             .collect();

@@ -1,8 +1,8 @@
 //! The xDS server driving real Envoy 1.40 gateways (all on 127.0.0.1).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use wasmplug_testenv::gateway::{ControlPlane, KeepAlive, TIMEOUT, labels, plugin, wait_for};
-use wasmplug_xds::{Delivery, FailurePolicy, Feedback, Resource};
+use wasmplug_testenv::gateway::{ControlPlane, KeepAlive, TIMEOUT, labels, wait_for};
+use wasmplug_xds::{Delivery, FailStrategy, Feedback, Resource};
 
 /// Waits for the feedback event `pick` selects.
 fn wait_feedback<T>(
@@ -38,7 +38,7 @@ fn one_plugin_then_edit_keeps_connections() {
     assert_eq!(gw.get("/").status, 200);
     assert_eq!(cp.upstream.last_request().unwrap().header("hello"), None);
 
-    cp.update(vec![plugin("hello", &hello, "{}")]);
+    cp.update(vec![cp.plugin("hello", &hello, "{}")]);
     let took = wait_for(TIMEOUT, || {
         gw.get("/").status == 200 && cp.upstream.last_request().unwrap().header("hello") == Some("world")
     })
@@ -52,7 +52,7 @@ fn one_plugin_then_edit_keeps_connections() {
     let (code, _, body) = conn.get("/before").unwrap();
     assert_eq!((code, body.as_str()), (200, "upstream ok"));
 
-    cp.update(vec![plugin("hello", &hello, r#"{"mockEnable":true}"#)]);
+    cp.update(vec![cp.plugin("hello", &hello, r#"{"mockEnable":true}"#)]);
     let took = wait_for(TIMEOUT, || gw.get("/").text() == "hello world")
         .unwrap_or_else(|| panic!("the edit never took effect"));
     eprintln!("config edit visible after {took:?}");
@@ -68,14 +68,14 @@ fn refused_config_is_nacked_and_the_previous_one_keeps_serving() {
     let [block] = <[String; 1]>::try_from(cp.allow(&["request-block"])).unwrap();
     let gw = cp.gateway("gw", labels(&[]));
     let mut feedback = cp.xds.subscribe();
-    let good = cp.update(vec![plugin("block", &block, r#"{"block_urls":["/blocked"]}"#)]);
+    let good = cp.update(vec![cp.plugin("block", &block, r#"{"block_urls":["/blocked"]}"#)]);
     wait_feedback(&mut feedback, &cp.rt, |f| match f {
         Feedback::Acked { resource: Resource::Filter(n), version, .. } if n == "block" && *version == good => Some(()),
         _ => None,
     });
     wait_for(TIMEOUT, || gw.get("/blocked").status == 403).unwrap();
 
-    let bad = cp.update(vec![plugin("block", &block, r#"{"block_regexp_urls":["("]}"#)]);
+    let bad = cp.update(vec![cp.plugin("block", &block, r#"{"block_regexp_urls":["("]}"#)]);
     let message = wait_feedback(&mut feedback, &cp.rt, |f| match f {
         Feedback::Nacked { node, resource: Resource::Filter(n), version, message }
             if n == "block" && node == "gw" && *version == bad =>
@@ -98,7 +98,7 @@ fn refused_config_is_nacked_and_the_previous_one_keeps_serving() {
         assert_eq!(gw.get("/fine").status, 200);
     }
     // A good config again is ACKed and applied.
-    let fixed = cp.update(vec![plugin("block", &block, r#"{"block_urls":["/other"]}"#)]);
+    let fixed = cp.update(vec![cp.plugin("block", &block, r#"{"block_urls":["/other"]}"#)]);
     wait_feedback(&mut feedback, &cp.rt, |f| match f {
         Feedback::Acked { resource: Resource::Filter(n), version, .. } if n == "block" && *version == fixed => Some(()),
         _ => None,
@@ -117,7 +117,7 @@ fn refused_config_on_first_delivery_is_acked_then_fails_closed() {
     let [block] = <[String; 1]>::try_from(cp.allow(&["request-block"])).unwrap();
     let gw = cp.gateway("gw", labels(&[]));
     let mut feedback = cp.xds.subscribe();
-    let bad = cp.update(vec![plugin("block", &block, r#"{"block_regexp_urls":["("]}"#)]);
+    let bad = cp.update(vec![cp.plugin("block", &block, r#"{"block_regexp_urls":["("]}"#)]);
     let acked = wait_feedback(&mut feedback, &cp.rt, |f| match f {
         Feedback::Nacked { resource: Resource::Filter(n), version, .. } if n == "block" && *version == bad => {
             Some(false)
@@ -130,15 +130,15 @@ fn refused_config_on_first_delivery_is_acked_then_fails_closed() {
     assert!(gw.logs().contains("invalid configuration at `block_regexp_urls[0]`"));
 }
 
-fn policy_outcome(policy: FailurePolicy) -> (u16, Option<String>, String) {
+fn policy_outcome(policy: FailStrategy) -> (u16, Option<String>, String) {
     let cp = ControlPlane::start();
     let [hello] = <[String; 1]>::try_from(cp.allow(&["hello-world"])).unwrap();
     // The module is not in the allowed set: the module server answers 404.
     cp.modules.set_modules([]);
     let gw = cp.gateway("gw", labels(&[]));
     let mut feedback = cp.xds.subscribe();
-    let mut p = plugin("hello", &hello, "{}");
-    p.config.failure_policy = policy;
+    let mut p = cp.plugin("hello", &hello, "{}");
+    p.filter.failure_policy = policy;
     let v = cp.update(vec![p]);
     wait_feedback(&mut feedback, &cp.rt, |f| match f {
         Feedback::Acked { resource: Resource::Filter(_), version, .. } if *version == v => Some(()),
@@ -156,13 +156,13 @@ fn policy_outcome(policy: FailurePolicy) -> (u16, Option<String>, String) {
 
 #[test]
 fn unfetchable_module_fail_open_passes() {
-    let (status, hello, body) = policy_outcome(FailurePolicy::FailOpen);
+    let (status, hello, body) = policy_outcome(FailStrategy::FailOpen);
     assert_eq!((status, hello, body.as_str()), (200, None, "upstream ok"));
 }
 
 #[test]
 fn unfetchable_module_fail_closed_denies() {
-    let (status, _, body) = policy_outcome(FailurePolicy::FailClosed);
+    let (status, _, body) = policy_outcome(FailStrategy::FailClose);
     assert_eq!((status, body.as_str()), (503, ""));
 }
 
@@ -174,21 +174,21 @@ fn chain_order_follows_the_update_and_removal_clears_it() {
     let gw = cp.gateway("gw", labels(&[]));
     // request-block first: /blocked never reaches custom-response.
     cp.update(vec![
-        plugin("a.block", &block, r#"{"block_urls":["/blocked"],"blocked_message":"blocked"}"#),
-        plugin("b.custom", &custom, r#"{"status_code":200,"body":"custom"}"#),
+        cp.plugin("a.block", &block, r#"{"block_urls":["/blocked"],"blocked_message":"blocked"}"#),
+        cp.plugin("b.custom", &custom, r#"{"status_code":200,"body":"custom"}"#),
     ]);
     wait_for(TIMEOUT, || gw.get("/blocked").text() == "blocked" && gw.get("/x").text() == "custom").unwrap();
     let filters = gw.http_filters();
     assert_eq!(filters, ["a.block", "b.custom", "envoy.filters.http.router"]);
     // Reversed: custom-response answers everything before request-block sees it.
     cp.update(vec![
-        plugin("b.custom", &custom, r#"{"status_code":200,"body":"custom"}"#),
-        plugin("a.block", &block, r#"{"block_urls":["/blocked"],"blocked_message":"blocked"}"#),
+        cp.plugin("b.custom", &custom, r#"{"status_code":200,"body":"custom"}"#),
+        cp.plugin("a.block", &block, r#"{"block_urls":["/blocked"],"blocked_message":"blocked"}"#),
     ]);
     wait_for(TIMEOUT, || gw.get("/blocked").text() == "custom").unwrap();
     assert_eq!(gw.http_filters(), ["b.custom", "a.block", "envoy.filters.http.router"]);
     // A third plugin in the middle, then none at all.
-    cp.update(vec![plugin("a.block", &block, r#"{"block_urls":["/blocked"]}"#), plugin("hello", &hello, "{}")]);
+    cp.update(vec![cp.plugin("a.block", &block, r#"{"block_urls":["/blocked"]}"#), cp.plugin("hello", &hello, "{}")]);
     wait_for(TIMEOUT, || {
         gw.get("/x").status == 200 && cp.upstream.last_request().unwrap().header("hello") == Some("world")
     })
@@ -212,9 +212,9 @@ fn nodes_get_the_plugins_their_labels_select() {
     let [hello, block] = <[String; 2]>::try_from(cp.allow(&["hello-world", "request-block"])).unwrap();
     let edge = cp.gateway("edge-1", labels(&[("tier", "edge"), ("zone", "a")]));
     let internal = cp.gateway("internal-1", labels(&[("tier", "internal")]));
-    let mut everyone = plugin("hello", &hello, "{}");
+    let mut everyone = cp.plugin("hello", &hello, "{}");
     everyone.match_labels.clear();
-    let mut edge_only = plugin("block", &block, r#"{"block_urls":["/admin"]}"#);
+    let mut edge_only = cp.plugin("block", &block, r#"{"block_urls":["/admin"]}"#);
     edge_only.match_labels = labels(&[("tier", "edge")]);
     cp.update(vec![edge_only, everyone]);
     wait_for(TIMEOUT, || edge.get("/admin").status == 403).unwrap();
@@ -231,9 +231,9 @@ fn nodes_get_the_plugins_their_labels_select() {
     .unwrap_or_else(|| panic!("status: {:?}", cp.xds.status()));
     // Editing the edge-only plugin reaches the edge node only.
     let mut feedback = cp.xds.subscribe();
-    let mut edge_only = plugin("block", &block, r#"{"block_urls":["/internal"]}"#);
+    let mut edge_only = cp.plugin("block", &block, r#"{"block_urls":["/internal"]}"#);
     edge_only.match_labels = labels(&[("tier", "edge")]);
-    let mut everyone = plugin("hello", &hello, "{}");
+    let mut everyone = cp.plugin("hello", &hello, "{}");
     everyone.match_labels.clear();
     let v = cp.update(vec![edge_only, everyone]);
     wait_feedback(&mut feedback, &cp.rt, |f| match f {
@@ -266,8 +266,8 @@ fn a_nack_names_only_the_refusing_plugin() {
     let gw = cp.gateway("gw", labels(&[]));
     let custom_cfg = |body: &str| format!(r#"{{"status_code":200,"body":"{body}","enable_on_status":[404]}}"#);
     cp.update(vec![
-        plugin("block", &block, r#"{"block_urls":["/blocked"]}"#),
-        plugin("custom", &custom, &custom_cfg("one")),
+        cp.plugin("block", &block, r#"{"block_urls":["/blocked"]}"#),
+        cp.plugin("custom", &custom, &custom_cfg("one")),
     ]);
     wait_for(TIMEOUT, || cp.xds.status().iter().all(|s| s.acked() == ["gw"]) && gw.get("/blocked").status == 403)
         .unwrap();
@@ -280,8 +280,8 @@ fn a_nack_names_only_the_refusing_plugin() {
 
     let mut feedback = cp.xds.subscribe();
     let v = cp.update(vec![
-        plugin("custom", &custom, &custom_cfg("two")),
-        plugin("block", &block, r#"{"block_urls":["/blocked"],"blocked_code":99}"#),
+        cp.plugin("custom", &custom, &custom_cfg("two")),
+        cp.plugin("block", &block, r#"{"block_urls":["/blocked"],"blocked_code":99}"#),
     ]);
     let mut seen = std::collections::BTreeMap::new();
     while seen.len() < 2 {
@@ -310,8 +310,8 @@ fn a_nack_names_only_the_refusing_plugin() {
     wait_for(TIMEOUT, || cp.xds.nodes()[0].listener == Delivery::Acked).unwrap();
     // ...and so do later ones while the refused config is still the current one.
     cp.update(vec![
-        plugin("block", &block, r#"{"block_urls":["/blocked"],"blocked_code":99}"#),
-        plugin("custom", &custom, &custom_cfg("two")),
+        cp.plugin("block", &block, r#"{"block_urls":["/blocked"],"blocked_code":99}"#),
+        cp.plugin("custom", &custom, &custom_cfg("two")),
     ]);
     wait_for(TIMEOUT, || gw.http_filters() == ["block", "custom", "envoy.filters.http.router"]).unwrap();
     wait_for(TIMEOUT, || cp.xds.nodes()[0].listener == Delivery::Acked).unwrap();

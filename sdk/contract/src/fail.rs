@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// What happens to requests when the plugin fails (its VM traps, times out, runs out of
-/// memory, or its module cannot be loaded). Serialized as Higress spells it.
+/// What happens to requests while the plugin cannot run (its VM trapped, timed out or ran out
+/// of memory, or its module could not be loaded).
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub enum FailStrategy {

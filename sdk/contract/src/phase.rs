@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Higress's phases. A chain runs AUTHN, AUTHZ and STATS plugins in that order, then plugins
-/// without a phase; within a phase, the higher priority first.
+/// Where the plugin runs in the filter chain: AUTHN, AUTHZ and STATS plugins in that order,
+/// then plugins without a phase; within a phase, the higher priority first.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub enum Phase {

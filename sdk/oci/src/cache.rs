@@ -54,7 +54,17 @@ pub struct CachedModule {
     pub path: PathBuf,
 }
 
-type Slot = Arc<tokio::sync::Mutex<Option<(Instant, std::result::Result<CachedModule, String>)>>>;
+/// How [`Cache::resolve_served`] answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Served {
+    /// From the cache, without contacting the registry.
+    FromCache,
+    /// The registry was asked, with the caller's credentials (or, in a shared download, the
+    /// same tenant's); blobs already cached are not downloaded again.
+    FromRegistry,
+}
+
+type Slot = Arc<tokio::sync::Mutex<Option<(Instant, std::result::Result<(CachedModule, Served), String>)>>>;
 
 /// The cache. Share one per process (`Arc<Cache>`).
 #[derive(Debug)]
@@ -136,6 +146,20 @@ impl Cache {
         policy: Option<PullPolicy>,
         progress: Progress<'_>,
     ) -> Result<CachedModule> {
+        self.resolve_served(registry, tenant, image, expected, policy, progress).await.map(|(m, _)| m)
+    }
+
+    /// [`Cache::resolve_as`], also saying whether the registry was asked: a multi-tenant caller
+    /// checks the tenant's credentials itself when the answer is [`Served::FromCache`].
+    pub async fn resolve_served(
+        &self,
+        registry: &Registry,
+        tenant: &str,
+        image: &ImageRef,
+        expected: Option<&Digest>,
+        policy: Option<PullPolicy>,
+        progress: Progress<'_>,
+    ) -> Result<(CachedModule, Served)> {
         if let (Some(e), Some(d)) = (expected, image.digest())
             && e != d
         {
@@ -151,7 +175,7 @@ impl Cache {
         if policy == PullPolicy::IfNotPresent
             && let Some(hit) = self.lookup(image, known)
         {
-            return Ok(hit);
+            return Ok((hit, Served::FromCache));
         }
         let key = match known {
             Some(d) => format!("{tenant}\n{d}"),
@@ -172,8 +196,10 @@ impl Cache {
                 _ => {
                     let hit = if policy == PullPolicy::IfNotPresent { self.lookup(image, known) } else { None };
                     let r = match hit {
-                        Some(hit) => Ok(hit),
-                        None => self.download(registry, image, expected, progress).await,
+                        Some(hit) => Ok((hit, Served::FromCache)),
+                        None => {
+                            self.download(registry, image, expected, progress).await.map(|m| (m, Served::FromRegistry))
+                        }
                     };
                     *guard = Some((Instant::now(), r.as_ref().map(Clone::clone).map_err(ToString::to_string)));
                     r

@@ -100,7 +100,7 @@ pub fn build_image(pkg: &PluginPackage, format: PushFormat) -> Result<BuiltImage
         PushFormat::Higress => {
             let spec = match (&pkg.spec_yaml, &pkg.metadata) {
                 (Some(s), _) => Some(s.clone()),
-                (None, Some(m)) => Some(crate::metadata::to_spec_yaml(&m)?),
+                (None, Some(m)) => Some(crate::metadata::to_spec_yaml(m)?),
                 (None, None) => None,
             };
             let mut add = |media_type: &str, title: &str, data: Vec<u8>| {

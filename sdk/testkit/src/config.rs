@@ -4,9 +4,11 @@
 //! with `serde_json` keeps names such as `outbound|8080||token.example.com` and raw plugin
 //! configurations safely quoted.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::{Value, json};
+pub use wasmplug_envoy::WasmFilter;
+use wasmplug_envoy::filter::HTTP_FILTER;
 
 /// The access log line. `%FILTER_STATE(wasm.custom_log:PLAIN)%` is what a plugin writes
 /// with `set_property(["wasm", "custom_log"], ...)` (Higress convention).
@@ -14,95 +16,6 @@ pub const ACCESS_LOG_FORMAT: &str = "[%START_TIME%] \"%REQ(:METHOD)% %REQ(X-ENVO
      %PROTOCOL%\" %RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS% \
      route=%ROUTE_NAME% cluster=%UPSTREAM_CLUSTER% authority=%REQ(:AUTHORITY)% \
      custom_log=%FILTER_STATE(wasm.custom_log:PLAIN)%\n";
-
-/// One `envoy.filters.http.wasm` filter.
-#[derive(Debug, Clone)]
-pub struct WasmFilter {
-    /// Plugin name (`PluginConfig.name`).
-    pub name: String,
-    /// The `.wasm` file (`code.local.filename`).
-    pub module: PathBuf,
-    /// Raw plugin configuration, passed as a `google.protobuf.StringValue`.
-    pub configuration: Option<String>,
-    /// Root id; `None` = `name`.
-    pub root_id: Option<String>,
-    /// VM id; `None` = `name`.
-    pub vm_id: Option<String>,
-    /// `failure_policy`: `FAIL_OPEN` if true, else `FAIL_CLOSED`.
-    pub fail_open: bool,
-    /// `PluginConfig.allow_on_headers_stop_iteration`; `None` leaves Envoy's default (false).
-    pub allow_on_headers_stop_iteration: Option<bool>,
-}
-
-impl WasmFilter {
-    /// A fail-closed filter without configuration; root id and VM id are `name`.
-    pub fn new(name: impl Into<String>, module: impl Into<PathBuf>) -> Self {
-        Self {
-            name: name.into(),
-            module: module.into(),
-            configuration: None,
-            root_id: None,
-            vm_id: None,
-            fail_open: false,
-            allow_on_headers_stop_iteration: None,
-        }
-    }
-
-    /// Sets the raw (JSON) plugin configuration.
-    pub fn configuration(mut self, configuration: impl Into<String>) -> Self {
-        self.configuration = Some(configuration.into());
-        self
-    }
-
-    pub fn root_id(mut self, root_id: impl Into<String>) -> Self {
-        self.root_id = Some(root_id.into());
-        self
-    }
-
-    pub fn vm_id(mut self, vm_id: impl Into<String>) -> Self {
-        self.vm_id = Some(vm_id.into());
-        self
-    }
-
-    pub fn fail_open(mut self, fail_open: bool) -> Self {
-        self.fail_open = fail_open;
-        self
-    }
-
-    pub fn allow_on_headers_stop_iteration(mut self, allow: bool) -> Self {
-        self.allow_on_headers_stop_iteration = Some(allow);
-        self
-    }
-
-    fn render(&self) -> Value {
-        let mut config = json!({
-            "name": self.name,
-            "root_id": self.root_id.as_ref().unwrap_or(&self.name),
-            "failure_policy": if self.fail_open { "FAIL_OPEN" } else { "FAIL_CLOSED" },
-            "vm_config": {
-                "vm_id": self.vm_id.as_ref().unwrap_or(&self.name),
-                "runtime": "envoy.wasm.runtime.v8",
-                "code": { "local": { "filename": self.module.to_string_lossy() } },
-            },
-        });
-        if let Some(configuration) = &self.configuration {
-            config["configuration"] = json!({
-                "@type": "type.googleapis.com/google.protobuf.StringValue",
-                "value": configuration,
-            });
-        }
-        if let Some(allow) = self.allow_on_headers_stop_iteration {
-            config["allow_on_headers_stop_iteration"] = json!(allow);
-        }
-        json!({
-            "name": "envoy.filters.http.wasm",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-                "config": config,
-            },
-        })
-    }
-}
 
 /// A route: requests whose path starts with `prefix` go to `cluster`. `name` is what
 /// plugins see as the `route_name` property.
@@ -287,7 +200,7 @@ impl EnvoyConfig {
 
     /// The bootstrap configuration, with the access log written to `access_log`.
     pub fn render(&self, access_log: &Path) -> String {
-        let mut http_filters: Vec<Value> = self.filters.iter().map(WasmFilter::render).collect();
+        let mut http_filters: Vec<Value> = self.filters.iter().map(|f| f.http_filter(HTTP_FILTER)).collect();
         http_filters.push(json!({
             "name": "envoy.filters.http.router",
             "typed_config": {
