@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use wasmplug_controller::operator;
-use wasmplug_controller::render::ModuleServer;
+use wasmplug_controller::render::ModuleSource;
 use wasmplug_controller::standalone::{Options, run, summary};
 use wasmplug_controller::status::is_ready;
 use wasmplug_oci::{Cache, Registry, RegistryConfig};
@@ -49,7 +49,7 @@ struct Args {
     #[arg(long, default_value = "http://wasmplug-controller.wasmplug-system.svc:8081")]
     modules_url: String,
     /// The Envoy cluster that reaches the module server.
-    #[arg(long, default_value_t = ModuleServer::default().cluster)]
+    #[arg(long, default_value_t = ModuleSource::default().cluster)]
     module_cluster: String,
     /// The gRPC xDS (ADS) server for Envoy gateways.
     #[arg(long, default_value = "0.0.0.0:18000")]
@@ -108,7 +108,7 @@ fn init_logging(format: LogFormat) {
 async fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let args = Args::parse();
-    let module_server = ModuleServer {
+    let module_server = ModuleSource {
         base_url: format!("{}/modules", args.modules_url.trim_end_matches('/')),
         cluster: args.module_cluster.clone(),
         ..Default::default()
@@ -119,7 +119,7 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn cluster(args: Args, module_server: ModuleServer) -> ExitCode {
+async fn cluster(args: Args, module_server: ModuleSource) -> ExitCode {
     init_logging(args.log_format);
     let client = match kube::Client::try_default().await {
         Ok(c) => c,
@@ -166,7 +166,7 @@ async fn cluster(args: Args, module_server: ModuleServer) -> ExitCode {
     }
 }
 
-async fn standalone(args: &Args, manifests: PathBuf, output: PathBuf, module_server: ModuleServer) -> ExitCode {
+async fn standalone(args: &Args, manifests: PathBuf, output: PathBuf, module_server: ModuleSource) -> ExitCode {
     let cache = match &args.cache_dir {
         None => None,
         Some(dir) => {

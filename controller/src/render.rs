@@ -16,7 +16,7 @@ pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "wasmplug"
 
 /// Where Envoy fetches modules from: the controller's module server.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ModuleServer {
+pub struct ModuleSource {
     /// Base URL; modules are at `{base_url}/sha256/{hex}.wasm`.
     pub base_url: String,
     /// The Envoy cluster that reaches it.
@@ -25,7 +25,7 @@ pub struct ModuleServer {
     pub timeout: Duration,
 }
 
-impl ModuleServer {
+impl ModuleSource {
     /// Where a gateway fetches the module with this sha256 (hex).
     pub fn remote_code(&self, sha256: &str) -> Code {
         Code::Remote(RemoteCode {
@@ -37,9 +37,9 @@ impl ModuleServer {
     }
 }
 
-impl Default for ModuleServer {
+impl Default for ModuleSource {
     fn default() -> Self {
-        ModuleServer {
+        ModuleSource {
             base_url: "http://wasmplug-controller.wasmplug-system.svc:8081/modules".into(),
             cluster: "wasmplug-modules".into(),
             timeout: Duration::from_secs(30),
@@ -94,7 +94,7 @@ impl Plugin<'_> {
     /// The plugin's Envoy filter, its module fetched from `server`: named `namespace.name` (also
     /// its VM), with the root id, the config document, the fail strategy and the VM's
     /// environment. Rendered as JSON ([`envoy_filter`]) and delivered over xDS alike.
-    pub fn wasm_filter(&self, server: &ModuleServer) -> WasmFilter {
+    pub fn wasm_filter(&self, server: &ModuleSource) -> WasmFilter {
         let spec = self.spec();
         let mut filter = WasmFilter::new(self.id(), server.remote_code(&self.module.module_sha256))
             .root_id(self.root_id())
@@ -154,7 +154,7 @@ impl Plugin<'_> {
 
 /// One `envoy.filters.http.wasm` HTTP filter entry for the plugin, its module fetched from
 /// the controller's module server.
-pub fn envoy_filter(plugin: &Plugin<'_>, server: &ModuleServer) -> Value {
+pub fn envoy_filter(plugin: &Plugin<'_>, server: &ModuleSource) -> Value {
     plugin.wasm_filter(server).http_filter(&plugin.id())
 }
 
@@ -165,7 +165,7 @@ pub fn chain_order(plugins: &mut [Plugin<'_>]) {
 }
 
 /// The HTTP filters for all plugins, in chain order (put before `envoy.filters.http.router`).
-pub fn envoy_filter_chain(plugins: &[Plugin<'_>], server: &ModuleServer) -> Vec<Value> {
+pub fn envoy_filter_chain(plugins: &[Plugin<'_>], server: &ModuleSource) -> Vec<Value> {
     let mut ordered = plugins.to_vec();
     chain_order(&mut ordered);
     ordered.iter().map(|p| envoy_filter(p, server)).collect()

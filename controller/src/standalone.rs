@@ -16,7 +16,7 @@ use wasmplug_oci::Cache;
 use crate::crd::{Target, WasmPlugin, WasmPluginStatus};
 use crate::error::{Error, Result};
 use crate::pipeline;
-use crate::render::{self, ModuleServer, Plugin};
+use crate::render::{self, ModuleSource, Plugin};
 use crate::resolve::{self, Resolved};
 use crate::status::{self, Facts};
 
@@ -26,7 +26,7 @@ pub struct Options {
     pub manifests: PathBuf,
     pub output: PathBuf,
     pub cache: Option<Cache>,
-    pub module_server: ModuleServer,
+    pub module_server: ModuleSource,
 }
 
 /// One object's result.

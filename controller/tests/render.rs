@@ -8,7 +8,7 @@ use wasmplug_controller::WasmPlugin;
 use wasmplug_controller::config::{ConfigCheck, check, plugin_config};
 use wasmplug_controller::crd::ConfigViolation;
 use wasmplug_controller::render::{
-    ModuleServer, Plugin, envoy_filter, envoy_filter_chain, higress_wasmplugin, istio_wasmplugin,
+    ModuleSource, Plugin, envoy_filter, envoy_filter_chain, higress_wasmplugin, istio_wasmplugin,
 };
 use wasmplug_controller::resolve::ResolvedModule;
 
@@ -123,7 +123,7 @@ fn no_schema_is_not_a_pass() {
 fn envoy_filter_config() {
     let wp = fixture("higress-request-block.yaml");
     let m = module();
-    let f = envoy_filter(&Plugin { object: &wp, module: &m }, &ModuleServer::default());
+    let f = envoy_filter(&Plugin { object: &wp, module: &m }, &ModuleSource::default());
     let c = &f["typed_config"]["config"];
     assert_eq!(f["typed_config"]["@type"], "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm");
     assert_eq!(c["failure_policy"], "FAIL_OPEN");
@@ -151,7 +151,7 @@ fn filter_chain_is_ordered_by_phase_priority_then_name() {
     ];
     let m = ResolvedModule { image_digest: None, module_sha256: "ef".repeat(32) };
     let plugins: Vec<Plugin<'_>> = objects.iter().map(|o| Plugin { object: o, module: &m }).collect();
-    let chain = envoy_filter_chain(&plugins, &ModuleServer::default());
+    let chain = envoy_filter_chain(&plugins, &ModuleSource::default());
     let names: Vec<&str> = chain.iter().map(|f| f["name"].as_str().unwrap()).collect();
     assert_eq!(
         names,

@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use serde_json::Value;
-use wasmplug_controller::render::ModuleServer;
+use wasmplug_controller::render::ModuleSource;
 use wasmplug_controller::standalone::{Options, Report, run};
 use wasmplug_controller::status::is_ready;
 use wasmplug_testkit::wasm::plugin_module;
@@ -72,7 +72,7 @@ async fn renders_ready_plugins_and_reports_each_failure() {
         manifests: dir.path().join("manifests"),
         output: out.clone(),
         cache: None,
-        module_server: ModuleServer::default(),
+        module_server: ModuleSource::default(),
     };
     let reports = run(&opts).await.unwrap();
     let ids: Vec<&str> = reports.iter().map(|r| r.id.as_str()).collect();

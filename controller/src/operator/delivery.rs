@@ -10,13 +10,13 @@ use std::sync::Mutex;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::runtime::reflector::ObjectRef;
 use tokio::sync::mpsc;
-use wasmplug_xds::{Delivery as NodeState, Feedback, ModuleServer, PluginFilter, Resource};
+use wasmplug_xds::{DeliveryState, Feedback, ModuleServer, PluginFilter, Resource};
 use wasmplug_xds::{XdsOptions, XdsServer};
 
 use super::Serving;
 use crate::crd::{Target, WasmPlugin, condition};
 use crate::error::{Error, Result};
-use crate::render::{ModuleServer as ModuleServerUrl, Plugin};
+use crate::render::{ModuleSource, Plugin};
 
 /// Where the xDS and module servers listen, and what the gateway listener looks like.
 #[derive(Debug, Clone)]
@@ -50,7 +50,7 @@ pub struct Delivery {
     pub xds: XdsServer,
     pub modules: ModuleServer,
     /// Where gateways fetch the modules from, as the filters say.
-    module_server: ModuleServerUrl,
+    module_server: ModuleSource,
     pub xds_addr: SocketAddr,
     delivered: Mutex<Delivered>,
 }
@@ -62,7 +62,7 @@ pub fn filter_name(o: &WasmPlugin) -> String {
 }
 
 /// The filter of one serving plugin: the one `render::envoy_filter` renders.
-pub fn plugin_filter(s: &Serving, server: &ModuleServerUrl) -> PluginFilter {
+pub fn plugin_filter(s: &Serving, server: &ModuleSource) -> PluginFilter {
     let plugin = Plugin { object: &s.object, module: &s.resolved.module };
     PluginFilter {
         name: plugin.id(),
@@ -82,7 +82,7 @@ pub fn snapshot(serving: &BTreeMap<String, Serving>) -> (Vec<&Serving>, Vec<(Str
 
 impl Delivery {
     /// Binds both servers.
-    pub async fn start(options: &DeliveryOptions, module_server: &ModuleServerUrl) -> Result<Delivery> {
+    pub async fn start(options: &DeliveryOptions, module_server: &ModuleSource) -> Result<Delivery> {
         let modules = ModuleServer::bind(options.modules_listen)
             .await
             .map_err(|source| Error::Listen { what: format!("module server {}", options.modules_listen), source })?;
@@ -179,7 +179,7 @@ impl Delivery {
         }
         let acked = status.acked();
         let pending: Vec<&str> =
-            status.nodes.iter().filter(|(_, d)| **d == NodeState::Pending).map(|(n, _)| n.as_str()).collect();
+            status.nodes.iter().filter(|(_, d)| **d == DeliveryState::Pending).map(|(n, _)| n.as_str()).collect();
         if pending.is_empty() {
             make("True", "Programmed", format!("{which} accepted by gateway(s) {}", acked.join(", ")))
         } else {

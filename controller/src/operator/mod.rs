@@ -27,7 +27,7 @@ use wasmplug_oci::{Cache, Registry, RegistryConfig};
 
 use crate::crd::WasmPlugin;
 use crate::error::{Error, Result};
-use crate::render::ModuleServer;
+use crate::render::ModuleSource;
 use crate::resolve::Resolved;
 
 pub use reconcile::{FINALIZER, backoff};
@@ -43,7 +43,7 @@ pub struct Options {
     pub concurrency: u16,
     /// `/metrics`, `/healthz`, `/readyz`; `None`: not served.
     pub metrics_listen: Option<SocketAddr>,
-    pub module_server: ModuleServer,
+    pub module_server: ModuleSource,
     /// Accept `file://` urls (paths on the controller's own disk). Off in clusters.
     pub allow_file_urls: bool,
     /// How often a Ready plugin is checked again (tags under `Always` may move).
@@ -62,7 +62,7 @@ impl Default for Options {
             watch_namespace: None,
             concurrency: 4,
             metrics_listen: None,
-            module_server: ModuleServer::default(),
+            module_server: ModuleSource::default(),
             allow_file_urls: false,
             resync: Duration::from_secs(600),
             leader_election: None,

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use wasmplug_controller::WasmPlugin;
 use wasmplug_controller::operator::delivery::DeliveryOptions;
 use wasmplug_controller::operator::{self, Context};
-use wasmplug_controller::render::ModuleServer as ModuleServerUrl;
+use wasmplug_controller::render::ModuleSource;
 use wasmplug_envoy::bootstrap::{BootstrapOptions, envoy_bootstrap};
 use wasmplug_oci::{ImageRef, PluginPackage, PushFormat, Registry, RegistryConfig, build_image, push};
 use wasmplug_testkit::registry::{Options, TestRegistry, free_port};
@@ -51,7 +51,7 @@ impl System {
         let options = operator::Options {
             cache_dir: cache.path().to_path_buf(),
             insecure_registries: vec![registry.host.clone()],
-            module_server: ModuleServerUrl {
+            module_server: ModuleSource {
                 base_url: format!("http://127.0.0.1:{modules_port}/modules"),
                 ..Default::default()
             },

@@ -12,6 +12,8 @@ pub mod resources;
 mod server;
 
 pub use modules::{MODULES_PATH, ModuleServer};
-pub use server::{Delivery, Feedback, NodeInfo, PluginFilter, PluginStatus, Resource, XdsError, XdsOptions, XdsServer};
+pub use server::{
+    DeliveryState, Feedback, NodeInfo, PluginFilter, PluginStatus, Resource, XdsError, XdsOptions, XdsServer,
+};
 /// What Envoy does when a plugin cannot run (module not fetched, VM failed, plugin crashed).
 pub use wasmplug_contract::FailStrategy;

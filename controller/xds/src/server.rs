@@ -125,7 +125,7 @@ pub enum Feedback {
 
 /// Where a resource stands on one node.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Delivery {
+pub enum DeliveryState {
     /// Not sent yet, or sent and not answered.
     Pending,
     Acked,
@@ -141,13 +141,13 @@ pub struct PluginStatus {
     /// The update version that last changed this plugin's filter.
     pub version: u64,
     /// Node id to the state of `version` on that node.
-    pub nodes: BTreeMap<String, Delivery>,
+    pub nodes: BTreeMap<String, DeliveryState>,
 }
 
 impl PluginStatus {
     /// The nodes that ACKed the current version.
     pub fn acked(&self) -> Vec<&str> {
-        self.nodes.iter().filter(|(_, d)| **d == Delivery::Acked).map(|(n, _)| n.as_str()).collect()
+        self.nodes.iter().filter(|(_, d)| **d == DeliveryState::Acked).map(|(n, _)| n.as_str()).collect()
     }
 
     /// The nodes that NACKed the current version, with Envoy's message.
@@ -155,7 +155,7 @@ impl PluginStatus {
         self.nodes
             .iter()
             .filter_map(|(n, d)| match d {
-                Delivery::Nacked { message } => Some((n.as_str(), message.as_str())),
+                DeliveryState::Nacked { message } => Some((n.as_str(), message.as_str())),
                 _ => None,
             })
             .collect()
@@ -169,7 +169,7 @@ pub struct NodeInfo {
     pub labels: BTreeMap<String, String>,
     pub connected_at: SystemTime,
     /// The state of the latest listener sent to it.
-    pub listener: Delivery,
+    pub listener: DeliveryState,
 }
 
 struct Entry {
@@ -185,7 +185,7 @@ struct State {
     /// Stream id to node.
     conns: BTreeMap<u64, NodeInfo>,
     /// (node id, plugin name) to the last answered version and its outcome.
-    outcomes: HashMap<(String, String), (u64, Delivery)>,
+    outcomes: HashMap<(String, String), (u64, DeliveryState)>,
 }
 
 struct Shared {
@@ -313,7 +313,7 @@ impl XdsServer {
                     .map(|n| {
                         let delivery = match state.outcomes.get(&(n.id.clone(), e.filter.name.clone())) {
                             Some((v, d)) if *v == e.version => d.clone(),
-                            _ => Delivery::Pending,
+                            _ => DeliveryState::Pending,
                         };
                         (n.id.clone(), delivery)
                     })
@@ -476,7 +476,7 @@ impl Conn {
             id: node.id.clone(),
             labels: labels.clone(),
             connected_at: SystemTime::now(),
-            listener: Delivery::Pending,
+            listener: DeliveryState::Pending,
         };
         self.shared.lock().conns.insert(self.id, info);
         let _ = self.shared.feedback.send(Feedback::Connected { node: node.id.clone(), labels: labels.clone() });
@@ -550,8 +550,8 @@ impl Conn {
     fn answered(&self, resource: Resource, version: u64, error: Option<String>) {
         let Some(peer) = &self.peer else { return };
         let delivery = match &error {
-            Some(message) => Delivery::Nacked { message: message.clone() },
-            None => Delivery::Acked,
+            Some(message) => DeliveryState::Nacked { message: message.clone() },
+            None => DeliveryState::Acked,
         };
         {
             let mut state = self.shared.lock();
@@ -612,7 +612,7 @@ impl Conn {
             if sent.resource == Resource::Listener
                 && let Some(info) = self.shared.lock().conns.get_mut(&self.id)
             {
-                info.listener = Delivery::Pending;
+                info.listener = DeliveryState::Pending;
             }
             if !self.send(type_url, sent).await {
                 return false;

@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use wasmplug_testenv::gateway::{ControlPlane, KeepAlive, TIMEOUT, labels, wait_for};
-use wasmplug_xds::{Delivery, FailStrategy, Feedback, Resource};
+use wasmplug_xds::{DeliveryState, FailStrategy, Feedback, Resource};
 
 /// Waits for the feedback event `pick` selects.
 fn wait_feedback<T>(
@@ -104,7 +104,7 @@ fn refused_config_is_nacked_and_the_previous_one_keeps_serving() {
         _ => None,
     });
     wait_for(TIMEOUT, || gw.get("/other").status == 403 && gw.get("/blocked").status == 200).unwrap();
-    assert_eq!(cp.xds.plugin_status("block").unwrap().nodes["gw"], Delivery::Acked);
+    assert_eq!(cp.xds.plugin_status("block").unwrap().nodes["gw"], DeliveryState::Acked);
 }
 
 /// Envoy 1.40 fetches remote code asynchronously on a code-cache miss and ACKs the filter
@@ -252,7 +252,7 @@ fn nodes_get_the_plugins_their_labels_select() {
     let mut ids: Vec<_> = nodes.iter().map(|n| (n.id.as_str(), n.labels.get("tier").map(String::as_str))).collect();
     ids.sort();
     assert_eq!(ids, [("edge-1", Some("edge")), ("internal-1", Some("internal"))]);
-    assert!(nodes.iter().all(|n| n.listener == Delivery::Acked));
+    assert!(nodes.iter().all(|n| n.listener == DeliveryState::Acked));
     drop(internal);
     wait_for(TIMEOUT, || cp.xds.nodes().len() == 1).unwrap();
 }
@@ -307,14 +307,14 @@ fn a_nack_names_only_the_refusing_plugin() {
     assert_eq!(status[1].nacked(), [("gw", "Unable to create Wasm plugin block")]);
     // The listener change that came with the refused config went through...
     wait_for(TIMEOUT, || gw.http_filters() == ["custom", "block", "envoy.filters.http.router"]).unwrap();
-    wait_for(TIMEOUT, || cp.xds.nodes()[0].listener == Delivery::Acked).unwrap();
+    wait_for(TIMEOUT, || cp.xds.nodes()[0].listener == DeliveryState::Acked).unwrap();
     // ...and so do later ones while the refused config is still the current one.
     cp.update(vec![
         cp.plugin("block", &block, r#"{"block_urls":["/blocked"],"blocked_code":99}"#),
         cp.plugin("custom", &custom, &custom_cfg("two")),
     ]);
     wait_for(TIMEOUT, || gw.http_filters() == ["block", "custom", "envoy.filters.http.router"]).unwrap();
-    wait_for(TIMEOUT, || cp.xds.nodes()[0].listener == Delivery::Acked).unwrap();
+    wait_for(TIMEOUT, || cp.xds.nodes()[0].listener == DeliveryState::Acked).unwrap();
     assert_eq!(gw.get("/blocked").status, 403);
     assert_eq!(cp.xds.plugin_status("block").unwrap().nacked(), [("gw", "Unable to create Wasm plugin block")]);
     // The connection opened before the listener changes still answers.

@@ -1,7 +1,7 @@
 //! hello-world through the host, asserting what its Envoy tests assert.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use wasmplug_host::{HostError, Phase, Request, VmOptions};
+use wasmplug_host::{Callback, HostError, Request, VmOptions};
 use wasmplug_testkit::host::{upstream_ok, vm};
 
 #[test]
@@ -61,7 +61,7 @@ fn rules_only_config_leaves_other_requests_untouched() {
 fn wrong_type_is_refused_and_the_log_names_the_field() {
     let plugin = wasmplug_testkit::host::plugin("hello-world");
     let err = plugin.start(VmOptions::default().configuration(r#"{"mockEnable":"yes"}"#)).err().unwrap();
-    assert!(matches!(err, HostError::Refused { phase: Phase::Configure, .. }), "{err}");
+    assert!(matches!(err, HostError::Refused { phase: Callback::Configure, .. }), "{err}");
     let text = err.to_string();
     assert!(text.contains("plugin `hello-world`"), "{text}");
     assert!(text.contains("invalid configuration at `mockEnable`"), "{text}");

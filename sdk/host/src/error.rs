@@ -2,9 +2,9 @@
 
 use std::fmt;
 
-/// A phase of a plugin's life, named in faults.
+/// The proxy-wasm callback (or `_initialize`) a fault or refusal happened in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Phase {
+pub enum Callback {
     Initialize,
     VmStart,
     Configure,
@@ -24,26 +24,26 @@ pub enum Phase {
     Delete,
 }
 
-impl fmt::Display for Phase {
+impl fmt::Display for Callback {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = match self {
-            Phase::Initialize => "_initialize",
-            Phase::VmStart => "proxy_on_vm_start",
-            Phase::Configure => "proxy_on_configure",
-            Phase::ContextCreate => "proxy_on_context_create",
-            Phase::RequestHeaders => "proxy_on_request_headers",
-            Phase::RequestBody => "proxy_on_request_body",
-            Phase::RequestTrailers => "proxy_on_request_trailers",
-            Phase::ResponseHeaders => "proxy_on_response_headers",
-            Phase::ResponseBody => "proxy_on_response_body",
-            Phase::ResponseTrailers => "proxy_on_response_trailers",
-            Phase::HttpCallResponse => "proxy_on_http_call_response",
-            Phase::RedisCallResponse => "proxy_on_redis_call_response",
-            Phase::Tick => "proxy_on_tick",
-            Phase::QueueReady => "proxy_on_queue_ready",
-            Phase::Done => "proxy_on_done",
-            Phase::Log => "proxy_on_log",
-            Phase::Delete => "proxy_on_delete",
+            Callback::Initialize => "_initialize",
+            Callback::VmStart => "proxy_on_vm_start",
+            Callback::Configure => "proxy_on_configure",
+            Callback::ContextCreate => "proxy_on_context_create",
+            Callback::RequestHeaders => "proxy_on_request_headers",
+            Callback::RequestBody => "proxy_on_request_body",
+            Callback::RequestTrailers => "proxy_on_request_trailers",
+            Callback::ResponseHeaders => "proxy_on_response_headers",
+            Callback::ResponseBody => "proxy_on_response_body",
+            Callback::ResponseTrailers => "proxy_on_response_trailers",
+            Callback::HttpCallResponse => "proxy_on_http_call_response",
+            Callback::RedisCallResponse => "proxy_on_redis_call_response",
+            Callback::Tick => "proxy_on_tick",
+            Callback::QueueReady => "proxy_on_queue_ready",
+            Callback::Done => "proxy_on_done",
+            Callback::Log => "proxy_on_log",
+            Callback::Delete => "proxy_on_delete",
         };
         f.write_str(name)
     }
@@ -69,7 +69,7 @@ pub enum FaultKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fault {
     pub plugin: String,
-    pub phase: Phase,
+    pub phase: Callback,
     pub kind: FaultKind,
     /// The trap message (and wasm backtrace when wasmtime gives one).
     pub message: String,
@@ -105,7 +105,7 @@ pub enum HostError {
     /// `proxy_on_vm_start` or `proxy_on_configure` returned false; `log` holds what the
     /// plugin logged at warn level or above while starting.
     #[error("plugin `{plugin}`: {phase} returned false (configuration refused): {log}")]
-    Refused { plugin: String, phase: Phase, log: String },
+    Refused { plugin: String, phase: Callback, log: String },
     #[error("plugin `{plugin}`: {reason}")]
     Usage { plugin: String, reason: String },
 }

@@ -39,7 +39,7 @@ pub use callout::{
     CalloutHandler, CalloutReply, FnCallouts, HttpCall, HttpResponse, ManualCallouts, RedisCall, RedisReply,
     decode_command, encode_command,
 };
-pub use error::{Fault, FaultKind, HostError, Phase, Result};
+pub use error::{Callback, Fault, FaultKind, HostError, Result};
 pub use exchange::{Exchange, Request, Upstream, UpstreamRequest};
 pub use state::{LocalResponse, LogRecord, Metric, MetricKind};
 pub use stream::Stream;

@@ -12,7 +12,7 @@
 
 use crate::abi::{Action, Pairs};
 use crate::callout::{CalloutReply, HttpCall, RedisCall, RedisReply};
-use crate::error::{Fault, FaultKind, Phase, Result};
+use crate::error::{Callback, Fault, FaultKind, Result};
 use crate::state::{Delivery, LocalResponse, StreamState};
 use crate::vm::{FailStrategy, ROOT_ID, Vm};
 
@@ -44,7 +44,7 @@ impl Vm {
         let state = StreamState { properties: properties.into_iter().collect(), ..Default::default() };
         self.store.data_mut().streams.insert(id, state);
         let create = self.exports.on_context_create.clone();
-        let fault = self.call(Phase::ContextCreate, id, create, (id as i32, ROOT_ID as i32)).err();
+        let fault = self.call(Callback::ContextCreate, id, create, (id as i32, ROOT_ID as i32)).err();
         Ok(Stream {
             vm: self,
             id,
@@ -73,7 +73,7 @@ impl Stream<'_> {
     /// Calls a phase; on a fault applies the fail strategy.
     fn phase(
         &mut self,
-        phase: Phase,
+        phase: Callback,
         func: Option<wasmtime::TypedFunc<(i32, i32, i32), i32>>,
         a: i32,
         b: i32,
@@ -94,7 +94,7 @@ impl Stream<'_> {
         }
     }
 
-    fn phase2(&mut self, phase: Phase, func: Option<wasmtime::TypedFunc<(i32, i32), i32>>, a: i32) -> Action {
+    fn phase2(&mut self, phase: Callback, func: Option<wasmtime::TypedFunc<(i32, i32), i32>>, a: i32) -> Action {
         if let Some(fault) = self.fault.clone() {
             return self.failed(fault);
         }
@@ -169,7 +169,7 @@ impl Stream<'_> {
         self.set_request_headers(pairs);
         let count = self.state().map_or(0, |s| s.request_headers.len()) as i32;
         let func = self.vm.exports.on_request_headers.clone();
-        self.phase(Phase::RequestHeaders, func, count, i32::from(end_of_stream))
+        self.phase(Callback::RequestHeaders, func, count, i32::from(end_of_stream))
     }
 
     pub(crate) fn set_request_headers(&mut self, pairs: Pairs) {
@@ -191,7 +191,7 @@ impl Stream<'_> {
             None => 0,
         };
         let func = self.vm.exports.on_request_body.clone();
-        let action = self.phase(Phase::RequestBody, func, size as i32, i32::from(end_of_stream));
+        let action = self.phase(Callback::RequestBody, func, size as i32, i32::from(end_of_stream));
         if action == Action::Continue {
             self.flush_request_body();
         }
@@ -206,7 +206,7 @@ impl Stream<'_> {
             state.request_trailers = pairs;
         }
         let func = self.vm.exports.on_request_trailers.clone();
-        self.phase2(Phase::RequestTrailers, func, count)
+        self.phase2(Callback::RequestTrailers, func, count)
     }
 
     /// `proxy_on_response_headers` (include `:status`).
@@ -214,7 +214,7 @@ impl Stream<'_> {
         self.set_response_headers(lower(headers));
         let count = self.state().map_or(0, |s| s.response_headers.len()) as i32;
         let func = self.vm.exports.on_response_headers.clone();
-        self.phase(Phase::ResponseHeaders, func, count, i32::from(end_of_stream))
+        self.phase(Callback::ResponseHeaders, func, count, i32::from(end_of_stream))
     }
 
     pub(crate) fn set_response_headers(&mut self, pairs: Pairs) {
@@ -235,7 +235,7 @@ impl Stream<'_> {
             None => 0,
         };
         let func = self.vm.exports.on_response_body.clone();
-        let action = self.phase(Phase::ResponseBody, func, size as i32, i32::from(end_of_stream));
+        let action = self.phase(Callback::ResponseBody, func, size as i32, i32::from(end_of_stream));
         if action == Action::Continue {
             self.flush_response_body();
         }
@@ -250,7 +250,7 @@ impl Stream<'_> {
             state.response_trailers = pairs;
         }
         let func = self.vm.exports.on_response_trailers.clone();
-        self.phase2(Phase::ResponseTrailers, func, count)
+        self.phase2(Callback::ResponseTrailers, func, count)
     }
 
     /// Moves the held request body on (what a resume does).
@@ -414,9 +414,9 @@ impl Stream<'_> {
         self.finished = true;
         let (id, exports) = (self.id as i32, self.vm.exports.clone());
         if self.vm.failed.is_none() {
-            let _ = self.vm.call(Phase::Done, self.id, exports.on_done, id);
-            let _ = self.vm.call(Phase::Log, self.id, exports.on_log, id);
-            let _ = self.vm.call(Phase::Delete, self.id, exports.on_delete, id);
+            let _ = self.vm.call(Callback::Done, self.id, exports.on_done, id);
+            let _ = self.vm.call(Callback::Log, self.id, exports.on_log, id);
+            let _ = self.vm.call(Callback::Delete, self.id, exports.on_delete, id);
         }
         self.vm.store.data_mut().streams.remove(&self.id);
     }

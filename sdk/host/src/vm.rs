@@ -10,7 +10,7 @@ use wasmtime::{Config, Engine, InstancePre, Linker, Module, Store, Trap, TypedFu
 
 use crate::abi::LogLevel;
 use crate::callout::{CalloutHandler, CalloutReply, HttpResponse, ManualCallouts, RedisReply};
-use crate::error::{Fault, FaultKind, HostError, Phase, Result};
+use crate::error::{Callback, Fault, FaultKind, HostError, Result};
 use crate::state::{Delivery, HostState, Limiter, LogRecord, Metric, Shared};
 
 /// How often the engine's epoch advances: the granularity of [`VmOptions::call_timeout`].
@@ -397,25 +397,25 @@ impl Vm {
     fn lifecycle(&mut self) -> Result<()> {
         let root = ROOT_ID as i32;
         let exports = self.exports.clone();
-        self.call(Phase::Initialize, 0, exports.initialize, ()).map_err(HostError::Fault)?;
+        self.call(Callback::Initialize, 0, exports.initialize, ()).map_err(HostError::Fault)?;
         // Envoy's order: the root context first, then the VM start and the configuration.
-        self.call(Phase::ContextCreate, ROOT_ID, exports.on_context_create.clone(), (root, 0))
+        self.call(Callback::ContextCreate, ROOT_ID, exports.on_context_create.clone(), (root, 0))
             .map_err(HostError::Fault)?;
         let vm_config_len = self.settings.vm_configuration.len() as i32;
-        let started = self.call(Phase::VmStart, ROOT_ID, exports.on_vm_start, (root, vm_config_len));
+        let started = self.call(Callback::VmStart, ROOT_ID, exports.on_vm_start, (root, vm_config_len));
         if started.map_err(HostError::Fault)? == Some(0) {
-            return Err(self.refused(Phase::VmStart));
+            return Err(self.refused(Callback::VmStart));
         }
         let config_len = self.settings.configuration.len() as i32;
-        let configured = self.call(Phase::Configure, ROOT_ID, exports.on_configure, (root, config_len));
+        let configured = self.call(Callback::Configure, ROOT_ID, exports.on_configure, (root, config_len));
         if configured.map_err(HostError::Fault)? == Some(0) {
-            return Err(self.refused(Phase::Configure));
+            return Err(self.refused(Callback::Configure));
         }
         self.deliver_all().map_err(HostError::Fault)?;
         Ok(())
     }
 
-    fn refused(&self, phase: Phase) -> HostError {
+    fn refused(&self, phase: Callback) -> HostError {
         let log = self.store.data().logs.iter().filter(|l| l.level >= LogLevel::Warn);
         let log = log.map(|l| l.message.as_str()).collect::<Vec<_>>().join("; ");
         HostError::Refused { plugin: self.plugin.inner.name.clone(), phase, log }
@@ -425,7 +425,7 @@ impl Vm {
     /// failed; calls on a failed VM are not made.
     pub(crate) fn call<P: WasmParams, R: WasmResults>(
         &mut self,
-        phase: Phase,
+        phase: Callback,
         context: u32,
         func: Option<TypedFunc<P, R>>,
         params: P,
@@ -457,7 +457,7 @@ impl Vm {
         }
     }
 
-    fn make_fault(&self, phase: Phase, err: &wasmtime::Error) -> Fault {
+    fn make_fault(&self, phase: Callback, err: &wasmtime::Error) -> Fault {
         let state = self.store.data();
         let message = format!("{err:?}");
         let kind = match err.downcast_ref::<Trap>() {
@@ -523,7 +523,7 @@ impl Vm {
                     response.as_ref().map_or((0, 0, 0), |r| (r.headers.len() + 1, r.body.len(), r.trailers.len()));
                 state.call_response = response;
                 let params = (context as i32, token as i32, headers as i32, body as i32, trailers as i32);
-                let result = self.call(Phase::HttpCallResponse, context, exports.on_http_call_response, params);
+                let result = self.call(Callback::HttpCallResponse, context, exports.on_http_call_response, params);
                 self.store.data_mut().call_response = None;
                 result.map(drop)
             }
@@ -540,13 +540,13 @@ impl Vm {
                 let size = bytes.len() as i32;
                 state.redis_response = Some(bytes);
                 let params = (ROOT_ID as i32, token as i32, status, size);
-                let result = self.call(Phase::RedisCallResponse, ROOT_ID, exports.on_redis_call_response, params);
+                let result = self.call(Callback::RedisCallResponse, ROOT_ID, exports.on_redis_call_response, params);
                 self.store.data_mut().redis_response = None;
                 result.map(drop)
             }
             Delivery::QueueReady { queue_id } => {
                 let params = (ROOT_ID as i32, queue_id as i32);
-                self.call(Phase::QueueReady, ROOT_ID, exports.on_queue_ready, params).map(drop)
+                self.call(Callback::QueueReady, ROOT_ID, exports.on_queue_ready, params).map(drop)
             }
         }
     }
@@ -554,7 +554,7 @@ impl Vm {
     /// Calls `proxy_on_tick` once.
     pub fn tick(&mut self) -> std::result::Result<(), Fault> {
         let on_tick = self.exports.on_tick.clone();
-        self.call(Phase::Tick, ROOT_ID, on_tick, ROOT_ID as i32)?;
+        self.call(Callback::Tick, ROOT_ID, on_tick, ROOT_ID as i32)?;
         self.deliver_all()
     }
 

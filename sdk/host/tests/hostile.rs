@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use wasmplug_host::{FailStrategy, FaultKind, Phase, Plugin, Request, VmOptions};
+use wasmplug_host::{Callback, FailStrategy, FaultKind, Plugin, Request, VmOptions};
 use wasmplug_testkit::host::upstream_ok;
 
 fn hostile(name: &str, body: &str, strategy: FailStrategy) -> wasmplug_host::Vm {
@@ -26,7 +26,11 @@ fn each_failure_is_reported_and_fail_close_answers_503() {
         let mut vm = hostile("evil", body, FailStrategy::FailClose);
         let ex = vm.run(&Request::get("/"), &mut upstream_ok()).unwrap();
         let fault = ex.fault.clone().unwrap();
-        assert_eq!((fault.plugin.as_str(), fault.phase, fault.kind), ("evil", Phase::RequestHeaders, kind), "{body}");
+        assert_eq!(
+            (fault.plugin.as_str(), fault.phase, fault.kind),
+            ("evil", Callback::RequestHeaders, kind),
+            "{body}"
+        );
         // Envoy's `wasm_fail_stream` reply: 503, empty body; nothing reaches the upstream.
         assert_eq!((ex.response.status, ex.response.body.len()), (503, 0), "{body}");
         assert_eq!(ex.local_response.unwrap().details, "wasm_fail_stream");
