@@ -75,7 +75,7 @@ mod runtime;
 
 pub use callout::{CallBuilder, DEFAULT_TIMEOUT, HttpClient};
 pub use cluster::Cluster;
-pub use context::{BodyMode, Direction, HttpContext, Phase};
+pub use context::{BodyMode, Direction, HttpContext, StreamPhase};
 pub use error::{Error, Result};
 pub use http_response::HttpResponse;
 pub use plugin::{Action, HttpPlugin, PluginStart};

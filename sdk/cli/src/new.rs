@@ -297,7 +297,7 @@ impl HttpPlugin for __TYPE__ {
 wasmplug_sdk::plugin!(__TYPE__);
 "#;
 
-const TEST_RS: &str = r##"//! __NAME__ through the wasmplug-host harness: builds the module (wasm32-wasip1, release),
+const TEST_RS: &str = r##"//! __NAME__ through the wasmplug-host harness: builds the module (wasm32-wasip1, `wasm` profile),
 //! loads it with a configuration and runs requests through it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -307,7 +307,7 @@ use std::sync::OnceLock;
 
 use wasmplug_host::{HttpResponse, Plugin, Request, Vm, VmOptions};
 
-/// The release module, built once per test process.
+/// The module (`wasm` profile), built once per test process.
 fn module() -> &'static PathBuf {
     static MODULE: OnceLock<PathBuf> = OnceLock::new();
     MODULE.get_or_init(|| {

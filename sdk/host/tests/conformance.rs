@@ -1,5 +1,5 @@
 //! Differential conformance: the same plugin, configuration and requests through a real
-//! Envoy 1.40 (the `plugins/e2e` harness) and through the host; the status, headers and body
+//! Envoy 1.40 (the `wasmplug-testkit` harness) and through the host; the status, headers and body
 //! the client sees and what the upstream (and a callout's cluster) receives must match.
 //!
 //! Compared after removing what only the transport or Envoy itself adds (see README.md,

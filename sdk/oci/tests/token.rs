@@ -1,5 +1,6 @@
 //! Token auth against a real registry: docker-registry with `auth: token`, trusting a minimal
-//! token server's certificate (tests/support/token.rs). Requests go through the counting proxy.
+//! token server's certificate (`wasmplug_testkit::registry::token`). Requests go through the
+//! counting proxy.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

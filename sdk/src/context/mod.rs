@@ -17,7 +17,7 @@ use crate::pending::Pending;
 
 /// The phase of the HTTP stream a handler runs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
+pub enum StreamPhase {
     RequestHeaders,
     RequestBody,
     ResponseHeaders,
@@ -61,7 +61,7 @@ impl Direction {
 pub struct HttpContext {
     pub(crate) id: u32,
     pub(crate) plugin_name: &'static str,
-    pub(crate) phase: Phase,
+    pub(crate) phase: StreamPhase,
     scheme: OnceCell<String>,
     host: OnceCell<String>,
     path: OnceCell<String>,
@@ -85,7 +85,7 @@ impl HttpContext {
         HttpContext {
             id,
             plugin_name,
-            phase: Phase::RequestHeaders,
+            phase: StreamPhase::RequestHeaders,
             scheme: OnceCell::new(),
             host: OnceCell::new(),
             path: OnceCell::new(),
@@ -128,7 +128,7 @@ impl HttpContext {
     }
 
     /// The phase the current handler runs in.
-    pub fn phase(&self) -> Phase {
+    pub fn phase(&self) -> StreamPhase {
         self.phase
     }
 

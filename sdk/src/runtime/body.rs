@@ -5,7 +5,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::types::Action;
 
 use super::stream::Inner;
-use crate::context::{BodyMode, Direction, Phase};
+use crate::context::{BodyMode, Direction, StreamPhase};
 use crate::plugin::HttpPlugin;
 
 impl<P: HttpPlugin> Inner<P> {
@@ -21,8 +21,8 @@ impl<P: HttpPlugin> Inner<P> {
             return Action::Continue;
         };
         self.ctx.phase = match direction {
-            Direction::Request => Phase::RequestBody,
-            Direction::Response => Phase::ResponseBody,
+            Direction::Request => StreamPhase::RequestBody,
+            Direction::Response => StreamPhase::ResponseBody,
         };
         if self.ctx.local_response_sent {
             return if direction == Direction::Request { Action::Pause } else { Action::Continue };

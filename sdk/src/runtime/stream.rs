@@ -8,7 +8,7 @@ use proxy_wasm::traits::{Context, HttpContext as HostHttpContext};
 use proxy_wasm::types::Action;
 
 use crate::config::RuleSet;
-use crate::context::{Direction, HttpContext, Phase};
+use crate::context::{Direction, HttpContext, StreamPhase};
 use crate::host::{cluster_name, route_name};
 use crate::matcher::RequestFacts;
 use crate::plugin::HttpPlugin;
@@ -98,13 +98,13 @@ impl<P: HttpPlugin> Inner<P> {
         self.ctx.body_state(direction).present = !end_of_stream;
         let config = match direction {
             Direction::Request => {
-                self.ctx.phase = Phase::RequestHeaders;
+                self.ctx.phase = StreamPhase::RequestHeaders;
                 let config = self.select_config();
                 self.config = config.clone();
                 config
             }
             Direction::Response => {
-                self.ctx.phase = Phase::ResponseHeaders;
+                self.ctx.phase = StreamPhase::ResponseHeaders;
                 self.config.clone()
             }
         };
@@ -152,7 +152,7 @@ impl<P: HttpPlugin> HostHttpContext for Stream<P> {
 
     fn on_log(&mut self) {
         self.with((), |inner| {
-            inner.ctx.phase = Phase::Done;
+            inner.ctx.phase = StreamPhase::Done;
             if let Some(config) = inner.config.clone() {
                 inner.plugin.on_done(&mut inner.ctx, &config);
             }
