@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use serde_json::json;
+use wasmplug_oci::{ImageRef, PullPolicy};
 use wasmplug_testenv::gateway::{Gateway, KeepAlive, wait_for};
 use wasmplug_testenv::system::{System, TIMEOUT};
 use wasmplug_testkit::registry::free_port;
@@ -103,4 +104,41 @@ fn unfetchable_module_fails_open_or_closed_and_selectors_pick_gateways() {
     sys.patch("open", json!({ "selector": { "matchLabels": { "zone": "fine" } } }));
     until("the working gateway", &other, || other.get("/x").text() == "hello world");
     until("the broken gateway released", &broken, || broken.get("/x").status == 200);
+}
+
+/// A gateway's ACKs update Programmed without re-running the pipeline: with an `Always`-policy
+/// image, each edit costs the registry requests of one resolve, and the gateway's feedback on it
+/// none.
+#[test]
+fn gateway_feedback_sends_no_registry_requests() {
+    let sys = System::start();
+    let url = sys.counted(&sys.push("plugins/hello-world", "hello-world"));
+    let gw = sys.gateway("gw-1", &[], None);
+    let manifests =
+        || sys.registry_proxy.requests.lock().unwrap().iter().filter(|(_, p)| p.contains("/manifests/")).count();
+    let spec = |mock: bool| json!({ "url": url, "imagePullPolicy": "Always", "defaultConfig": { "mockEnable": mock } });
+    sys.create("hello", spec(false));
+    sys.condition("hello", "Programmed", |c| c.status == "True");
+    until("the plugin", &gw, || {
+        gw.get("/");
+        sys.upstream.last_request().is_some_and(|r| r.header("hello") == Some("world"))
+    });
+
+    // What one resolve of an Always image asks the registry, measured on the cache itself.
+    let before = manifests();
+    let image = ImageRef::parse(&url).unwrap();
+    sys.rt.block_on(sys.ctx.cache.resolve(&image, None, Some(PullPolicy::Always), None)).unwrap();
+    let per_resolve = manifests() - before;
+    assert!(per_resolve >= 1, "an Always image is checked with the registry");
+
+    let before = manifests();
+    let edits = 20;
+    for i in 0..edits {
+        sys.patch("hello", spec(i % 2 == 0));
+        sys.condition("hello", "Programmed", |c| c.status == "True" && c.message.contains("accepted"));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let asked = manifests() - before;
+    assert_eq!(asked, edits * per_resolve, "one resolve per edit, none for the gateway's feedback");
+    assert_eq!(gw.get("/").text(), "upstream ok", "the last edit (mockEnable false) is what the gateway runs");
 }

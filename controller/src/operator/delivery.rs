@@ -187,7 +187,7 @@ impl Delivery {
         }
     }
 
-    /// Forwards gateway feedback as the plugins to reconcile again.
+    /// Forwards gateway feedback as the plugins whose Programmed condition is due.
     pub async fn forward_feedback(&self, to: mpsc::UnboundedSender<ObjectRef<WasmPlugin>>) {
         let mut feedback = self.xds.subscribe();
         loop {

@@ -6,6 +6,7 @@ pub mod delivery;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+mod programmed;
 pub mod pull_secret;
 mod reconcile;
 pub mod targets;
@@ -100,6 +101,9 @@ pub struct Context {
     events: AtomicBool,
     /// The xDS and module servers, when gateways are served.
     pub delivery: Option<Arc<delivery::Delivery>>,
+    /// Plugins whose Programmed condition is due (gateway feedback, deliveries, status writes).
+    programmed: programmed::Due,
+    programmed_rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<kube::runtime::reflector::ObjectRef<WasmPlugin>>>>,
 }
 
 impl std::fmt::Debug for Context {
@@ -114,6 +118,7 @@ impl Context {
         let registry = Registry::new(config)?;
         let cache = Cache::new(&options.cache_dir, registry.clone())?;
         let reporter = Reporter { controller: "wasmplug-controller".into(), instance: std::env::var("POD_NAME").ok() };
+        let (programmed, programmed_rx) = tokio::sync::mpsc::unbounded_channel();
         Ok(Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
@@ -128,6 +133,8 @@ impl Context {
             said: Mutex::new(HashSet::new()),
             events: AtomicBool::new(true),
             delivery: None,
+            programmed,
+            programmed_rx: Mutex::new(Some(programmed_rx)),
         })
     }
 
@@ -176,13 +183,14 @@ pub async fn run(ctx: Arc<Context>, ready: Arc<AtomicBool>) {
         })
         .applied_objects()
         .predicate_filter(predicates::generation.combine(predicates::finalizers), Default::default());
-    let mut controller = Controller::for_stream(stream, reader).with_config(config);
-    if let Some(d) = ctx.delivery.clone() {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(publish_changes(d.clone(), ctx.serving.subscribe(), tx.clone()));
-        tokio::spawn(async move { d.forward_feedback(tx).await });
-        let triggers = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|o| (o, rx)) });
-        controller = controller.reconcile_on(triggers);
+    let controller = Controller::for_stream(stream, reader).with_config(config);
+    // Gateway feedback and deliveries rewrite Programmed only; they never re-run the pipeline.
+    let due = ctx.programmed_rx.lock().ok().and_then(|mut rx| rx.take());
+    if let (Some(d), Some(due)) = (ctx.delivery.clone(), due) {
+        tokio::spawn(programmed::run(ctx.clone(), due));
+        tokio::spawn(publish_changes(d.clone(), ctx.serving.subscribe(), ctx.programmed.clone()));
+        let to = ctx.programmed.clone();
+        tokio::spawn(async move { d.forward_feedback(to).await });
     }
     controller
         .shutdown_on_signal()
@@ -202,17 +210,17 @@ pub async fn run(ctx: Arc<Context>, ready: Arc<AtomicBool>) {
 /// once, and the changes of a burst (a resync, a new image for many plugins) go out together.
 const PUBLISH_INTERVAL: Duration = Duration::from_millis(20);
 
-/// Publishes every change of what is serving to the gateways, and asks for the reconciles that
-/// write the Programmed condition.
+/// Publishes every change of what is serving to the gateways; the plugins whose delivery changed
+/// get their Programmed condition rewritten.
 async fn publish_changes(
     d: Arc<delivery::Delivery>,
     mut serving: watch::Receiver<BTreeMap<String, Serving>>,
-    reconcile: tokio::sync::mpsc::UnboundedSender<kube::runtime::reflector::ObjectRef<WasmPlugin>>,
+    programmed: programmed::Due,
 ) {
     loop {
         let snapshot = serving.borrow_and_update().clone();
         match d.publish(&snapshot) {
-            Ok(changed) => changed.into_iter().for_each(|o| drop(reconcile.send(o))),
+            Ok(changed) => changed.into_iter().for_each(|o| drop(programmed.send(o))),
             Err(e) => tracing::error!(error = %e, "publishing to gateways"),
         }
         tokio::time::sleep(PUBLISH_INTERVAL).await;

@@ -124,6 +124,10 @@ async fn apply(o: &WasmPlugin, ctx: &Context) -> Result<Action> {
             .await
             .map_err(|source| Error::Kube { what: format!("writing the status of {id}"), source })?;
     }
+    // Feedback that came in while this status was built is written on top of it.
+    if st.conditions.iter().any(|c| c.type_ == condition::PROGRAMMED) {
+        let _ = ctx.programmed.send(kube::runtime::reflector::ObjectRef::from(o));
+    }
     let result = if ready { "ready" } else { "refused" };
     tracing::debug!(generation, result, "reconciled");
     ctx.metrics.reconciles.get_or_create(&ResultLabel { result }).inc();

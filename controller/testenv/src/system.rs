@@ -20,6 +20,7 @@ use wasmplug_controller::operator::{self, Context};
 use wasmplug_controller::render::ModuleSource;
 use wasmplug_envoy::bootstrap::{BootstrapOptions, envoy_bootstrap};
 use wasmplug_oci::{ImageRef, PluginPackage, PushFormat, Registry, RegistryConfig, build_image, push};
+use wasmplug_testkit::registry::proxy::Proxy;
 use wasmplug_testkit::registry::{Options, TestRegistry, free_port};
 use wasmplug_testkit::upstream::Upstream;
 
@@ -30,6 +31,8 @@ pub struct System {
     _cluster: TestCluster,
     pub api: Api<WasmPlugin>,
     pub registry: TestRegistry,
+    /// A counting proxy in front of the registry (see [`System::counted`]).
+    pub registry_proxy: Proxy,
     pub ctx: Arc<Context>,
     pub upstream: Upstream,
     _cache: tempfile::TempDir,
@@ -45,12 +48,13 @@ impl System {
         let cluster = rt.block_on(TestCluster::start()).expect("API server (run `make apiserver-tools`)");
         rt.block_on(cluster.install_crds(include_str!("../../../deploy/crd.yaml"))).unwrap();
         let registry = TestRegistry::start(Options::default());
+        let registry_proxy = Proxy::start(&registry.host);
         let cache = tempfile::tempdir().unwrap();
         // The module server's port must be known before the controller renders module URLs.
         let modules_port = free_port();
         let options = operator::Options {
             cache_dir: cache.path().to_path_buf(),
-            insecure_registries: vec![registry.host.clone()],
+            insecure_registries: vec![registry.host.clone(), registry_proxy.host.clone()],
             module_server: ModuleSource {
                 base_url: format!("http://127.0.0.1:{modules_port}/modules"),
                 ..Default::default()
@@ -67,7 +71,7 @@ impl System {
         let ctx = Arc::new(ctx);
         rt.spawn(operator::run(ctx.clone(), Arc::new(AtomicBool::new(false))));
         let api = Api::namespaced(client, "gw");
-        System { rt, _cluster: cluster, api, registry, ctx, upstream: Upstream::start(), _cache: cache }
+        System { rt, _cluster: cluster, api, registry, registry_proxy, ctx, upstream: Upstream::start(), _cache: cache }
     }
 
     pub fn push(&self, repo: &str, crate_name: &str) -> String {
@@ -83,6 +87,12 @@ impl System {
             push(&registry, &image, &built, &|_, _| {}).await.unwrap();
         });
         format!("oci://{host}/{repo}:v1")
+    }
+
+    /// `url` (from [`System::push`]) through the counting proxy, whose `requests` then show what
+    /// the controller asked the registry.
+    pub fn counted(&self, url: &str) -> String {
+        url.replacen(&self.registry.host, &self.registry_proxy.host, 1)
     }
 
     /// An Envoy gateway with these labels; `modules` overrides where it fetches modules from.
