@@ -41,7 +41,7 @@ impl Default for ModuleSource {
     fn default() -> Self {
         ModuleSource {
             base_url: "http://wasmplug-controller.wasmplug-system.svc:8081/modules".into(),
-            cluster: "wasmplug-modules".into(),
+            cluster: wasmplug_envoy::bootstrap::MODULES_CLUSTER.into(),
             timeout: Duration::from_secs(30),
         }
     }

@@ -75,7 +75,7 @@ pub fn static_envoy(mut filters: Vec<Value>, port: u16, upstream: u16) -> Value 
             }],
             "clusters": [
                 cluster("upstream", "127.0.0.1", u64::from(upstream)),
-                cluster("wasmplug-modules", modules_host, modules_port.parse().unwrap_or(8081)),
+                cluster(wasmplug_envoy::bootstrap::MODULES_CLUSTER, modules_host, modules_port.parse().unwrap_or(8081)),
             ]
         }
     })
