@@ -8,7 +8,6 @@
 //! A realm on the registry's own host (any port) is accepted in the registry's scheme.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -16,6 +15,7 @@ use bytes::Bytes;
 use reqwest::header::{AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE};
 use reqwest::{Method, StatusCode, Url};
 
+use crate::address::{GuardedResolver, HostKind, kind_of};
 use crate::auth::DockerConfig;
 use crate::reference::ImageRef;
 
@@ -125,6 +125,7 @@ impl Http {
             .connect_timeout(connect_timeout)
             .read_timeout(read_timeout)
             .user_agent(concat!("wasmplug/", env!("CARGO_PKG_VERSION")))
+            .dns_resolver(GuardedResolver::system())
             .redirect(reqwest::redirect::Policy::custom(|attempt| {
                 if attempt.previous().len() >= 10 {
                     return attempt.error(Refused("too many redirects".into()));
@@ -244,6 +245,11 @@ impl Http {
         url: &str,
         accept: Option<&str>,
     ) -> Result<reqwest::Response, HttpError> {
+        if let Ok(parsed) = Url::parse(url)
+            && kind_of(&parsed) == HostKind::Forbidden
+        {
+            return Err(HttpError::Refused(format!("{url}: {}", crate::address::FORBIDDEN)));
+        }
         let authz = self.authz(image, op).await?;
         let mut req = self.client.request(method, url);
         if let Some(a) = accept {
@@ -321,71 +327,6 @@ fn parse_challenge(text: &str) -> (String, HashMap<String, String>) {
     (scheme.to_string(), params)
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum HostKind {
-    Public,
-    Loopback,
-    Private,
-    /// Link-local (cloud metadata lives there), metadata names, unspecified: never a target.
-    Forbidden,
-}
-
-fn kind_of_ip(ip: IpAddr) -> HostKind {
-    match ip {
-        IpAddr::V4(v4) => kind_of_v4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => kind_of_v4(v4),
-            None => kind_of_v6(v6),
-        },
-    }
-}
-
-fn kind_of_v4(ip: Ipv4Addr) -> HostKind {
-    let o = ip.octets();
-    if ip.is_loopback() {
-        HostKind::Loopback
-    } else if ip.is_link_local() || ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() {
-        HostKind::Forbidden
-    } else if ip.is_private() || (o[0] == 100 && (o[1] & 0xc0) == 64) {
-        // 100.64.0.0/10 (carrier-grade NAT) holds Alibaba Cloud's metadata service.
-        if ip == Ipv4Addr::new(100, 100, 100, 200) { HostKind::Forbidden } else { HostKind::Private }
-    } else {
-        HostKind::Public
-    }
-}
-
-fn kind_of_v6(ip: Ipv6Addr) -> HostKind {
-    let s = ip.segments();
-    if ip.is_loopback() {
-        HostKind::Loopback
-    } else if ip.is_unspecified() || ip.is_multicast() || (s[0] & 0xffc0) == 0xfe80 {
-        HostKind::Forbidden
-    } else if (s[0] & 0xfe00) == 0xfc00 {
-        // Unique local; AWS's IPv6 metadata endpoint is fd00:ec2::254.
-        if s[0] == 0xfd00 && s[1] == 0x0ec2 { HostKind::Forbidden } else { HostKind::Private }
-    } else {
-        HostKind::Public
-    }
-}
-
-fn kind_of(url: &Url) -> HostKind {
-    match url.host() {
-        Some(url::Host::Ipv4(ip)) => kind_of_v4(ip),
-        Some(url::Host::Ipv6(ip)) => kind_of_ip(IpAddr::V6(ip)),
-        Some(url::Host::Domain(d)) => {
-            let d = d.trim_end_matches('.').to_ascii_lowercase();
-            if d == "localhost" || d.ends_with(".localhost") {
-                HostKind::Loopback
-            } else if d == "metadata" || d == "metadata.google.internal" || d.ends_with(".metadata.google.internal") {
-                HostKind::Forbidden
-            } else {
-                HostKind::Public
-            }
-        }
-        None => HostKind::Forbidden,
-    }
-}
-
 /// May a request that started at `origin` go on to `target`? `same_host_any_port` is for token
 /// realms, which often sit on the registry's host at another port.
 pub(crate) fn check_target(origin: &Url, target: &Url, same_host_any_port: bool) -> Result<(), String> {
@@ -406,7 +347,7 @@ pub(crate) fn check_target(origin: &Url, target: &Url, same_host_any_port: bool)
         ));
     }
     match (kind_of(origin), kind_of(target)) {
-        (_, HostKind::Forbidden) => Err("link-local, metadata and unspecified addresses are never contacted".into()),
+        (_, HostKind::Forbidden) => Err(crate::address::FORBIDDEN.into()),
         (o, t @ (HostKind::Loopback | HostKind::Private)) if o != t => {
             Err("a loopback or private address is contacted only for a registry on one".into())
         }

@@ -13,6 +13,7 @@
 //! # Ok(()) }
 //! ```
 
+mod address;
 pub mod archive;
 pub mod auth;
 pub mod cache;
