@@ -183,11 +183,11 @@ pub async fn run(ctx: Arc<Context>, ready: Arc<AtomicBool>) {
         })
         .applied_objects()
         .predicate_filter(predicates::generation.combine(predicates::finalizers), Default::default());
-    let controller = Controller::for_stream(stream, reader).with_config(config);
+    let controller = Controller::for_stream(stream, reader.clone()).with_config(config);
     // Gateway feedback and deliveries rewrite Programmed only; they never re-run the pipeline.
     let due = ctx.programmed_rx.lock().ok().and_then(|mut rx| rx.take());
     if let (Some(d), Some(due)) = (ctx.delivery.clone(), due) {
-        tokio::spawn(programmed::run(ctx.clone(), due));
+        tokio::spawn(programmed::run(ctx.clone(), reader, due));
         tokio::spawn(publish_changes(d.clone(), ctx.serving.subscribe(), ctx.programmed.clone()));
         let to = ctx.programmed.clone();
         tokio::spawn(async move { d.forward_feedback(to).await });

@@ -4,10 +4,12 @@
 
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::Api;
 use kube::api::{Patch, PatchParams};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -20,7 +22,7 @@ pub type Due = mpsc::UnboundedSender<ObjectRef<WasmPlugin>>;
 
 /// Writes the Programmed condition of each plugin that comes in. A burst (one publish to many
 /// plugins, a gateway connecting) is taken together, each plugin once.
-pub async fn run(ctx: Arc<Context>, mut due: mpsc::UnboundedReceiver<ObjectRef<WasmPlugin>>) {
+pub async fn run(ctx: Arc<Context>, store: Store<WasmPlugin>, mut due: mpsc::UnboundedReceiver<ObjectRef<WasmPlugin>>) {
     while let Some(first) = due.recv().await {
         let mut batch = vec![first];
         while let Ok(o) = due.try_recv() {
@@ -29,7 +31,7 @@ pub async fn run(ctx: Arc<Context>, mut due: mpsc::UnboundedReceiver<ObjectRef<W
             }
         }
         for o in batch {
-            if let Err(error) = write(&ctx, &o).await {
+            if let Err(error) = write(&ctx, &store, &o).await {
                 tracing::debug!(plugin = %o, %error, "Programmed not written; the next feedback or reconcile writes it");
             }
         }
@@ -42,22 +44,32 @@ fn same(a: &Condition, b: &Condition) -> bool {
         == (&b.type_, &b.status, &b.reason, &b.message, b.observed_generation)
 }
 
+/// How often a patch computed from an object version that moved meanwhile is tried again, and
+/// how long the watch cache gets to catch up in between.
+const ATTEMPTS: usize = 5;
+const CATCH_UP: Duration = Duration::from_millis(100);
+
 /// Rewrites one plugin's Programmed condition from what the gateways report, if it changed. The
-/// patch holds only that condition and applies only to the object version it was computed
-/// from; when the object moved meanwhile, it is read again once.
-async fn write(ctx: &Context, o: &ObjectRef<WasmPlugin>) -> Result<()> {
+/// object comes from the watch cache (no API read); the patch holds only that condition and
+/// applies only to the object version it was computed from, so a stale cache costs a retry,
+/// never a wrong status.
+async fn write(ctx: &Context, store: &Store<WasmPlugin>, o: &ObjectRef<WasmPlugin>) -> Result<()> {
     let Some(delivery) = &ctx.delivery else { return Ok(()) };
     let api: Api<WasmPlugin> = Api::namespaced(ctx.client.clone(), o.namespace.as_deref().unwrap_or_default());
     let kube = |what: &str| {
         let what = format!("{what} of {}/{}", o.namespace.as_deref().unwrap_or_default(), o.name);
         move |source| Error::Kube { what, source }
     };
-    for _ in 0..2 {
-        let Some(object) = api.get_opt(&o.name).await.map_err(kube("reading the status"))? else { return Ok(()) };
-        // Not reconciled for this generation yet: its reconcile writes Programmed.
+    for attempt in 0..ATTEMPTS {
+        if attempt > 0 {
+            tokio::time::sleep(CATCH_UP).await;
+        }
+        let Some(object) = store.get(o) else { return Ok(()) };
+        // Not reconciled for this generation yet, or the cache has not seen that status write:
+        // wait for it (the reconcile asks again after its write in any case).
         let Some(status) = object.status.as_ref().filter(|s| s.observed_generation == object.metadata.generation)
         else {
-            return Ok(());
+            continue;
         };
         if !object.spec.effective_targets().contains(&Target::Envoy) {
             return Ok(());
@@ -81,7 +93,7 @@ async fn write(ctx: &Context, o: &ObjectRef<WasmPlugin>) -> Result<()> {
             .map_err(|source| Error::Json { what: "the Programmed condition".into(), source })?;
         match api.patch_status(&o.name, &PatchParams::default(), &Patch::<()>::Json(body)).await {
             Ok(_) => return Ok(()),
-            // The object moved since it was read (the test failed): read it again.
+            // The object moved since the cached version (the test failed): read it again.
             Err(kube::Error::Api(s)) if s.code == 409 || s.code == 422 => continue,
             Err(e) => return Err(kube("writing the Programmed condition")(e)),
         }
