@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::Api;
 use kube::api::{Patch, PatchParams};
@@ -20,6 +21,10 @@ use crate::error::{Error, Result};
 /// Plugins whose Programmed condition may have changed.
 pub type Due = mpsc::UnboundedSender<ObjectRef<WasmPlugin>>;
 
+/// How many plugins' conditions are written at once: a write may wait for the watch cache, and
+/// a burst of 1,000s (a gateway connecting) must not wait for each in turn.
+const CONCURRENT_WRITES: usize = 32;
+
 /// Writes the Programmed condition of each plugin that comes in. A burst (one publish to many
 /// plugins, a gateway connecting) is taken together, each plugin once.
 pub async fn run(ctx: Arc<Context>, store: Store<WasmPlugin>, mut due: mpsc::UnboundedReceiver<ObjectRef<WasmPlugin>>) {
@@ -30,11 +35,16 @@ pub async fn run(ctx: Arc<Context>, store: Store<WasmPlugin>, mut due: mpsc::Unb
                 batch.push(o);
             }
         }
-        for o in batch {
-            if let Err(error) = write(&ctx, &store, &o).await {
-                tracing::debug!(plugin = %o, %error, "Programmed not written; the next feedback or reconcile writes it");
-            }
-        }
+        futures_util::stream::iter(batch)
+            .for_each_concurrent(CONCURRENT_WRITES, |o| {
+                let (ctx, store) = (&ctx, &store);
+                async move {
+                    if let Err(error) = write(ctx, store, &o).await {
+                        tracing::debug!(plugin = %o, %error, "Programmed not written; the next feedback or reconcile writes it");
+                    }
+                }
+            })
+            .await;
     }
 }
 

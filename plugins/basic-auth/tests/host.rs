@@ -1,8 +1,8 @@
 //! basic-auth through the host, asserting what its Envoy tests assert.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use wasmplug_host::{Exchange, Request, Vm};
-use wasmplug_testkit::host::{upstream_ok, vm};
+use wasmplug_host::{Exchange, Request};
+use wasmplug_testkit::host::{send, vm};
 
 const CONSUMER1: &str = "Basic YWRtaW46MTIzNDU2";
 const CONSUMER2: &str = "Basic Z3Vlc3Q6YWJj";
@@ -10,10 +10,6 @@ const WRONG_PASSWORD: &str = "Basic YWRtaW46d3Jvbmc=";
 const BASIC_CONSUMERS: &str = r#""consumers": [
     {"name": "consumer1", "credential": "admin:123456"},
     {"name": "consumer2", "credential": "guest:abc"}]"#;
-
-fn send(vm: &mut Vm, request: Request) -> Exchange {
-    vm.run(&request, &mut upstream_ok()).unwrap()
-}
 
 #[track_caller]
 fn assert_denied(ex: &Exchange, status: u16, body: &str, realm: &str) {

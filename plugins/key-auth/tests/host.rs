@@ -1,18 +1,14 @@
 //! key-auth through the host, asserting what its Envoy tests assert.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use wasmplug_host::{Exchange, Request, Vm};
-use wasmplug_testkit::host::{upstream_ok, vm};
+use wasmplug_host::{Exchange, Request};
+use wasmplug_testkit::host::{send, vm};
 
 const KEY1: &str = "2bda943c-ba2b-11ec-ba07-00163e1250b5";
 const KEY2: &str = "c8c8e9ca-558e-4a2d-bb62-e700dcc40e35";
 const KEY_CONSUMERS: &str = r#""consumers": [
     {"name": "consumer1", "credential": "2bda943c-ba2b-11ec-ba07-00163e1250b5"},
     {"name": "consumer2", "credential": "c8c8e9ca-558e-4a2d-bb62-e700dcc40e35"}]"#;
-
-fn send(vm: &mut Vm, request: Request) -> Exchange {
-    vm.run(&request, &mut upstream_ok()).unwrap()
-}
 
 #[track_caller]
 fn assert_denied(ex: &Exchange, status: u16, body: &str, realm: &str) {

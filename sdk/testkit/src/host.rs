@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock, PoisonError};
 
-use wasmplug_host::{FailStrategy, HttpResponse, Plugin, Vm, VmOptions};
+use wasmplug_host::{Exchange, FailStrategy, HttpResponse, Plugin, Request, Vm, VmOptions};
 
 /// The compiled plugin of workspace crate `crate_name` (built on first use, compiled once per process).
 pub fn plugin(crate_name: &str) -> Plugin {
@@ -34,4 +34,9 @@ pub fn fail_open() -> VmOptions {
 /// The recording upstream's default answer.
 pub fn upstream_ok() -> HttpResponse {
     HttpResponse::new(200, "upstream ok").header("content-type", "text/plain")
+}
+
+/// One request through `vm`, the upstream answering [`upstream_ok`].
+pub fn send(vm: &mut Vm, request: Request) -> Exchange {
+    vm.run(&request, &mut upstream_ok()).unwrap()
 }
