@@ -7,17 +7,20 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 use wasmplug_envoy::bootstrap::MODULES_CLUSTER;
-use wasmplug_envoy::bootstrap::{BootstrapOptions, envoy_bootstrap};
+use wasmplug_envoy::bootstrap::{BootstrapOptions, GatewayTls, envoy_bootstrap};
 use wasmplug_envoy::filter::module_url;
 use wasmplug_envoy::{Code, RemoteCode, WasmFilter};
 use wasmplug_testkit::upstream::Upstream;
-use wasmplug_xds::{ModuleServer, PluginFilter, XdsOptions, XdsServer};
+use wasmplug_xds::ca::CertificateAuthority;
+use wasmplug_xds::tls::OnRefused;
+use wasmplug_xds::{ModuleServer, PluginFilter, ServerTls, Transport, XdsOptions, XdsServer};
 
 pub const TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -35,6 +38,41 @@ pub fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
+/// A CA for the servers and the gateways of a test, their certificates as files.
+pub struct Pki {
+    pub ca: CertificateAuthority,
+    /// The servers' TLS (replace its material to rotate).
+    pub tls: Arc<ServerTls>,
+    dir: TempDir,
+}
+
+impl Pki {
+    /// A new CA and a server certificate for 127.0.0.1.
+    pub fn new() -> Pki {
+        let ca = CertificateAuthority::generate("wasmplug-test-ca").unwrap();
+        let server = ca.issue_server(&["127.0.0.1".into()], Duration::from_secs(3600)).unwrap();
+        let tls = ServerTls::new(&server.server_material()).unwrap();
+        Pki { ca, tls, dir: tempfile::Builder::new().prefix("wasmplug-pki-").tempdir().unwrap() }
+    }
+
+    /// Issues a client certificate for `node` and writes it as a Secret's three files.
+    pub fn gateway_files(&self, node: &str) -> GatewayTls {
+        let issued = self.ca.issue_gateway(node, Duration::from_secs(3600)).unwrap();
+        let dir = self.dir.path().join(node);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("tls.crt"), &issued.cert_pem).unwrap();
+        std::fs::write(dir.join("tls.key"), &issued.key_pem).unwrap();
+        std::fs::write(dir.join("ca.crt"), &issued.ca_pem).unwrap();
+        GatewayTls::from_dir(dir.to_str().unwrap())
+    }
+}
+
+impl Default for Pki {
+    fn default() -> Self {
+        Pki::new()
+    }
+}
+
 /// The control plane side: servers running on their own runtime.
 pub struct ControlPlane {
     pub rt: tokio::runtime::Runtime,
@@ -42,6 +80,8 @@ pub struct ControlPlane {
     pub xds_addr: SocketAddr,
     pub modules: ModuleServer,
     pub upstream: Upstream,
+    /// Over mutual TLS: the CA; `None`: plaintext.
+    pub pki: Option<Pki>,
 }
 
 impl ControlPlane {
@@ -50,13 +90,34 @@ impl ControlPlane {
     }
 
     pub fn start_with(tweak: impl FnOnce(&mut XdsOptions)) -> Self {
+        Self::start_over(None, None, tweak)
+    }
+
+    /// Both servers over mutual TLS with a fresh CA; gateways get certificates for their node.
+    pub fn start_mtls() -> Self {
+        Self::start_over(Some(Pki::new()), None, |_| {})
+    }
+
+    /// [`ControlPlane::start_mtls`], with every refusal reported to `on_refused`.
+    pub fn start_mtls_reporting(on_refused: OnRefused) -> Self {
+        Self::start_over(Some(Pki::new()), Some(on_refused), |_| {})
+    }
+
+    fn start_over(pki: Option<Pki>, on_refused: Option<OnRefused>, tweak: impl FnOnce(&mut XdsOptions)) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let modules = rt.block_on(ModuleServer::bind("127.0.0.1:0".parse().unwrap())).unwrap();
         let mut opts = XdsOptions { listener_address: "127.0.0.1:10000".into(), ..XdsOptions::default() };
         tweak(&mut opts);
         let xds = XdsServer::new(opts);
-        let xds_addr = rt.block_on(xds.serve("127.0.0.1:0".parse().unwrap())).unwrap();
-        ControlPlane { rt, xds, xds_addr, modules, upstream: Upstream::start() }
+        let any = "127.0.0.1:0".parse().unwrap();
+        let (modules, xds_addr) = match &pki {
+            None => (rt.block_on(ModuleServer::bind(any)).unwrap(), rt.block_on(xds.serve(any)).unwrap()),
+            Some(pki) => {
+                let transport = Transport::Mtls { tls: Arc::clone(&pki.tls), on_refused };
+                let modules = rt.block_on(ModuleServer::bind_mtls(any, transport.clone(), xds.clone())).unwrap();
+                (modules, rt.block_on(xds.serve_with(any, transport)).unwrap())
+            }
+        };
+        ControlPlane { rt, xds, xds_addr, modules, upstream: Upstream::start(), pki }
     }
 
     /// Allows these workspace plugin modules on the module server; returns their sha256s.
@@ -82,7 +143,19 @@ impl ControlPlane {
         self.xds.update(plugins).unwrap()
     }
 
+    /// The bootstrap of `node`; over mutual TLS with a certificate for it.
     pub fn bootstrap(&self, node: &str, labels: BTreeMap<String, String>, listen_port: u16) -> serde_json::Value {
+        let tls = self.pki.as_ref().map(|p| p.gateway_files(node));
+        self.bootstrap_with(node, labels, listen_port, tls)
+    }
+
+    pub fn bootstrap_with(
+        &self,
+        node: &str,
+        labels: BTreeMap<String, String>,
+        listen_port: u16,
+        tls: Option<GatewayTls>,
+    ) -> serde_json::Value {
         envoy_bootstrap(&BootstrapOptions {
             xds: self.xds_addr.to_string(),
             node: node.into(),
@@ -92,6 +165,7 @@ impl ControlPlane {
             listen_port,
             admin_port: 0,
             modules: self.modules.local_addr().to_string(),
+            tls,
         })
         .unwrap()
     }
@@ -117,6 +191,25 @@ pub struct Gateway {
 
 impl Gateway {
     pub fn start(bootstrap: &serde_json::Value) -> Gateway {
+        let mut gw = Gateway::spawn(bootstrap);
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(status) = gw.child.try_wait().unwrap() {
+                panic!("envoy exited ({status}):\n{}", gw.logs());
+            }
+            if gw.admin("/ready").is_some_and(|b| b.contains("LIVE"))
+                && let Some(port) = gw.listener_port()
+            {
+                gw.port = port;
+                return gw;
+            }
+            assert!(Instant::now() < deadline, "envoy not ready in {TIMEOUT:?}:\n{}", gw.logs());
+            sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts an Envoy and returns once its admin API answers, whether or not it got a listener.
+    pub fn spawn(bootstrap: &serde_json::Value) -> Gateway {
         let dir = tempfile::Builder::new().prefix("wasmplug-xds-envoy-").tempdir().unwrap();
         let cfg = dir.path().join("envoy.yaml");
         std::fs::write(&cfg, serde_json::to_string_pretty(bootstrap).unwrap()).unwrap();
@@ -141,20 +234,14 @@ impl Gateway {
             if let Some(status) = gw.child.try_wait().unwrap() {
                 panic!("envoy exited ({status}):\n{}", gw.logs());
             }
-            if gw.admin_port == 0
-                && let Ok(text) = std::fs::read_to_string(gw.dir.path().join("admin_address"))
+            if let Ok(text) = std::fs::read_to_string(gw.dir.path().join("admin_address"))
                 && let Some(p) = text.trim().rsplit_once(':').and_then(|(_, p)| p.parse().ok())
+                && wasmplug_testkit::client::get(p, "/ready").is_ok()
             {
                 gw.admin_port = p;
-            }
-            if gw.admin_port != 0
-                && gw.admin("/ready").is_some_and(|b| b.contains("LIVE"))
-                && let Some(port) = gw.listener_port()
-            {
-                gw.port = port;
                 return gw;
             }
-            assert!(Instant::now() < deadline, "envoy not ready in {TIMEOUT:?}:\n{}", gw.logs());
+            assert!(Instant::now() < deadline, "envoy admin not up in {TIMEOUT:?}:\n{}", gw.logs());
             sleep(Duration::from_millis(20));
         }
     }

@@ -107,6 +107,7 @@ impl System {
             listen_port: 0,
             admin_port: 0,
             modules: modules.unwrap_or_else(|| delivery.modules.local_addr().to_string()),
+            tls: None,
         })
         .unwrap();
         Gateway::start(&bootstrap)

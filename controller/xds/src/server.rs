@@ -30,10 +30,13 @@ use envoy_types::pb::google::protobuf::{Any, Struct, value::Kind};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::Stream;
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::listen::incoming;
 use crate::resources::{ECDS_TYPE, LISTENER_TYPE, listener, wasm_filter};
+use crate::tls::{Peer, Protocol, RefusalReason, Transport};
 use wasmplug_envoy::bootstrap::{LABELS_KEY, LISTENER_KEY, split_host_port};
 use wasmplug_envoy::{Code, WasmFilter};
 
@@ -230,17 +233,23 @@ impl XdsServer {
         }
     }
 
-    /// Binds `addr` (port 0: any free port), serves ADS on it in a background task and
-    /// returns the bound address.
+    /// Binds `addr` (port 0: any free port), serves ADS on it over plaintext to anyone who
+    /// reaches it (local demos and tests) and returns the bound address.
     pub async fn serve(&self, addr: SocketAddr) -> Result<SocketAddr, XdsError> {
+        self.serve_with(addr, Transport::Plaintext).await
+    }
+
+    /// Binds `addr`, serves ADS on it over `transport` in a background task and returns the
+    /// bound address. Over mutual TLS a gateway may only use a node id its certificate carries.
+    pub async fn serve_with(&self, addr: SocketAddr, transport: Transport) -> Result<SocketAddr, XdsError> {
         let listener = TcpListener::bind(addr).await.map_err(|source| XdsError::Bind { addr, source })?;
         let bound = listener.local_addr().map_err(|source| XdsError::Bind { addr, source })?;
-        let service = AggregatedDiscoveryServiceServer::new(Ads { shared: Arc::clone(&self.shared) });
+        let connections = incoming(listener, transport.clone(), "xds", Protocol::Grpc);
+        let service = AggregatedDiscoveryServiceServer::new(Ads { shared: Arc::clone(&self.shared), transport });
         tokio::spawn(async move {
-            let result = tonic::transport::Server::builder()
-                .add_service(service)
-                .serve_with_incoming(TcpListenerStream::new(listener))
-                .await;
+            let connections = ReceiverStream::new(connections).map(Ok::<_, std::io::Error>);
+            let result =
+                tonic::transport::Server::builder().add_service(service).serve_with_incoming(connections).await;
             if let Err(e) = result {
                 tracing::error!(error = %e, "xDS server stopped");
             }
@@ -328,6 +337,17 @@ impl XdsServer {
         self.status().into_iter().find(|s| s.name == name)
     }
 
+    /// Whether a gateway whose certificate carries `names` may fetch the module `sha256`: it
+    /// is connected under one of them and one of its selected plugins references the module.
+    pub fn may_fetch(&self, names: &[String], sha256: &str) -> bool {
+        let state = self.shared.lock();
+        state.conns.values().filter(|n| names.contains(&n.id)).any(|n| {
+            state.plugins.iter().any(|e| {
+                e.filter.matches(&n.labels) && matches!(&e.filter.filter.code, Code::Remote(r) if r.sha256 == sha256)
+            })
+        })
+    }
+
     /// The connected gateways (one entry per ADS stream).
     pub fn nodes(&self) -> Vec<NodeInfo> {
         self.shared.lock().conns.values().cloned().collect()
@@ -336,6 +356,7 @@ impl XdsServer {
 
 struct Ads {
     shared: Arc<Shared>,
+    transport: Transport,
 }
 
 type ResponseStream = Pin<Box<dyn Stream<Item = Result<DiscoveryResponse, Status>> + Send>>;
@@ -350,10 +371,13 @@ impl AggregatedDiscoveryService for Ads {
         &self,
         request: Request<Streaming<DiscoveryRequest>>,
     ) -> Result<Response<ResponseStream>, Status> {
+        let Some(peer) = request.extensions().get::<Peer>().cloned() else {
+            return Err(Status::internal("connection without peer information"));
+        };
         let inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(64);
         let id = self.shared.next_stream.fetch_add(1, Ordering::Relaxed);
-        let conn = Conn::new(Arc::clone(&self.shared), id, tx);
+        let conn = Conn::new(Arc::clone(&self.shared), id, tx, peer, self.transport.clone());
         tokio::spawn(conn.run(inbound));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
@@ -376,7 +400,7 @@ struct Sent {
 }
 
 /// The node behind a stream.
-struct Peer {
+struct Gateway {
     id: String,
     labels: BTreeMap<String, String>,
     /// (host, port) of its listener.
@@ -388,7 +412,10 @@ struct Conn {
     shared: Arc<Shared>,
     id: u64,
     tx: mpsc::Sender<Result<DiscoveryResponse, Status>>,
-    peer: Option<Peer>,
+    /// Who connected, and how (refusals are reported through it).
+    remote: Peer,
+    transport: Transport,
+    peer: Option<Gateway>,
     nonce: u64,
     /// Nonce to what it carried.
     pending: HashMap<String, Sent>,
@@ -405,11 +432,19 @@ struct Conn {
 }
 
 impl Conn {
-    fn new(shared: Arc<Shared>, id: u64, tx: mpsc::Sender<Result<DiscoveryResponse, Status>>) -> Self {
+    fn new(
+        shared: Arc<Shared>,
+        id: u64,
+        tx: mpsc::Sender<Result<DiscoveryResponse, Status>>,
+        remote: Peer,
+        transport: Transport,
+    ) -> Self {
         Conn {
             shared,
             id,
             tx,
+            remote,
+            transport,
             peer: None,
             nonce: 0,
             pending: HashMap::new(),
@@ -465,6 +500,12 @@ impl Conn {
         if node.id.is_empty() {
             return Err(Status::invalid_argument("the first request must carry node.id"));
         }
+        if !self.remote.may_be(&node.id) {
+            let names = self.remote.names.clone().unwrap_or_default().join(", ");
+            let detail = format!("node id `{}` is not a name of its certificate ({names})", node.id);
+            self.transport.refused("xds", self.remote.addr, RefusalReason::NodeId, &detail);
+            return Err(Status::permission_denied(detail));
+        }
         let metadata = node.metadata.as_ref();
         let labels = metadata.map(labels_of).unwrap_or_default();
         let listen = metadata
@@ -481,7 +522,7 @@ impl Conn {
         self.shared.lock().conns.insert(self.id, info);
         let _ = self.shared.feedback.send(Feedback::Connected { node: node.id.clone(), labels: labels.clone() });
         tracing::info!(node = %node.id, ?labels, "gateway connected");
-        self.peer = Some(Peer { id: node.id.clone(), labels, listen });
+        self.peer = Some(Gateway { id: node.id.clone(), labels, listen });
         Ok(())
     }
 

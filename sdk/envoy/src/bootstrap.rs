@@ -39,6 +39,61 @@ pub struct BootstrapOptions {
     pub admin_port: u16,
     /// The module server, `host:port`.
     pub modules: String,
+    /// Mutual TLS to the xDS and module servers; `None`: plaintext (only for a controller
+    /// started with `--insecure-plaintext`).
+    pub tls: Option<GatewayTls>,
+}
+
+/// The gateway's side of mutual TLS: files on the gateway (a Kubernetes TLS Secret mounted as a
+/// directory has them as `tls.crt`, `tls.key` and `ca.crt`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayTls {
+    /// The gateway's certificate chain (PEM); one of its names is the node id.
+    pub cert_chain: String,
+    /// The gateway's private key (PEM).
+    pub private_key: String,
+    /// The CA the controller's certificate must chain to (PEM).
+    pub ca: String,
+    /// The name the controller's certificate must carry; `None`: the host of each server's
+    /// address.
+    pub server_name: Option<String>,
+}
+
+impl GatewayTls {
+    /// The files of a mounted Kubernetes TLS Secret: `{dir}/tls.crt`, `tls.key`, `ca.crt`.
+    pub fn from_dir(dir: &str) -> GatewayTls {
+        let dir = dir.trim_end_matches('/');
+        GatewayTls {
+            cert_chain: format!("{dir}/tls.crt"),
+            private_key: format!("{dir}/tls.key"),
+            ca: format!("{dir}/ca.crt"),
+            server_name: None,
+        }
+    }
+
+    /// The `transport_socket` of a cluster to `host`, speaking `alpn`.
+    fn transport_socket(&self, host: &str, alpn: &str) -> Value {
+        let name = self.server_name.as_deref().unwrap_or(host);
+        let san_type = if is_ip(name) { "IP_ADDRESS" } else { "DNS" };
+        let mut tls = json!({
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+            "common_tls_context": {
+                "alpn_protocols": [alpn],
+                "tls_certificates": [{
+                    "certificate_chain": { "filename": self.cert_chain },
+                    "private_key": { "filename": self.private_key },
+                }],
+                "validation_context": {
+                    "trusted_ca": { "filename": self.ca },
+                    "match_typed_subject_alt_names": [{ "san_type": san_type, "matcher": { "exact": name } }],
+                },
+            },
+        });
+        if !is_ip(name) {
+            tls["sni"] = json!(name);
+        }
+        json!({ "name": "envoy.transport_sockets.tls", "typed_config": tls })
+    }
 }
 
 impl Default for BootstrapOptions {
@@ -52,6 +107,7 @@ impl Default for BootstrapOptions {
             listen_port: 10000,
             admin_port: 9901,
             modules: "wasmplug-controller.wasmplug-system.svc:8081".into(),
+            tls: None,
         }
     }
 }
@@ -149,6 +205,10 @@ pub fn envoy_bootstrap(opts: &BootstrapOptions) -> Result<Value, BootstrapError>
         cluster(XDS_CLUSTER, &xds_host, xds_port, true),
         cluster(MODULES_CLUSTER, &modules_host, modules_port, false),
     ];
+    if let Some(tls) = &opts.tls {
+        clusters[0]["transport_socket"] = tls.transport_socket(&xds_host, "h2");
+        clusters[1]["transport_socket"] = tls.transport_socket(&modules_host, "http/1.1");
+    }
     if let Some(url) = &opts.upstream {
         let (host, port, tls) = parse_upstream(url)?;
         let mut c = cluster(UPSTREAM_CLUSTER, &host, port, false);
@@ -239,5 +299,36 @@ mod tests {
         let b = envoy_bootstrap(&BootstrapOptions::default()).unwrap();
         assert_eq!(b["node"]["metadata"]["WASMPLUG_LISTENER"], "0.0.0.0:10000");
         assert_eq!(b["static_resources"]["clusters"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn mutual_tls_to_both_servers() {
+        let opts = BootstrapOptions {
+            xds: "wasmplug-controller.wasmplug-system.svc:18000".into(),
+            modules: "10.0.0.7:8081".into(),
+            tls: Some(GatewayTls::from_dir("/etc/wasmplug/tls/")),
+            ..BootstrapOptions::default()
+        };
+        let b = envoy_bootstrap(&opts).unwrap();
+        let clusters = b["static_resources"]["clusters"].as_array().unwrap();
+        let xds = &clusters[0]["transport_socket"]["typed_config"];
+        assert_eq!(xds["sni"], "wasmplug-controller.wasmplug-system.svc");
+        let common = &xds["common_tls_context"];
+        assert_eq!(common["alpn_protocols"][0], "h2");
+        assert_eq!(common["tls_certificates"][0]["certificate_chain"]["filename"], "/etc/wasmplug/tls/tls.crt");
+        assert_eq!(common["tls_certificates"][0]["private_key"]["filename"], "/etc/wasmplug/tls/tls.key");
+        assert_eq!(common["validation_context"]["trusted_ca"]["filename"], "/etc/wasmplug/tls/ca.crt");
+        let san = &common["validation_context"]["match_typed_subject_alt_names"][0];
+        assert_eq!(
+            (san["san_type"].as_str(), san["matcher"]["exact"].as_str()),
+            (Some("DNS"), Some("wasmplug-controller.wasmplug-system.svc"))
+        );
+        let modules = &clusters[1]["transport_socket"]["typed_config"];
+        assert!(modules.get("sni").is_none(), "no SNI for an IP address");
+        assert_eq!(modules["common_tls_context"]["alpn_protocols"][0], "http/1.1");
+        assert_eq!(
+            modules["common_tls_context"]["validation_context"]["match_typed_subject_alt_names"][0]["san_type"],
+            "IP_ADDRESS"
+        );
     }
 }
