@@ -49,6 +49,9 @@ pub enum Error {
     /// The xDS server could not listen, or refused the plugins it was given.
     #[error("{what}: {source}")]
     Xds { what: String, source: XdsError },
+    /// The certificates of the xDS and module servers are missing or unusable.
+    #[error("{what}: {source}")]
+    Tls { what: String, source: wasmplug_xds::tls::TlsError },
 }
 
 /// What is wrong with an image pull secret.
@@ -100,7 +103,8 @@ impl Error {
             | Error::Yaml { .. }
             | Error::Json { .. }
             | Error::Listen { .. }
-            | Error::Xds { .. } => "ApplyFailed",
+            | Error::Xds { .. }
+            | Error::Tls { .. } => "ApplyFailed",
         }
     }
 }

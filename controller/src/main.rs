@@ -45,9 +45,18 @@ struct Args {
     /// Registries reachable over plain HTTP (host:port), e.g. a local test registry.
     #[arg(long = "insecure-registry")]
     insecure_registries: Vec<String>,
-    /// The module server's URL as gateways reach it; modules are at `{url}/modules/sha256/<hex>.wasm`.
-    #[arg(long, default_value = "http://wasmplug-controller.wasmplug-system.svc:8081")]
-    modules_url: String,
+    /// The module server's URL as gateways reach it; modules are at `{url}/modules/sha256/<hex>.wasm`
+    /// (default: https://wasmplug-controller.wasmplug-system.svc:8081, http:// with --insecure-plaintext).
+    #[arg(long)]
+    modules_url: Option<String>,
+    /// The xDS and module servers' certificates (a mounted TLS Secret: tls.crt, tls.key, and ca.crt,
+    /// the CA gateway certificates must chain to), re-read when they change.
+    #[arg(long, default_value = "/etc/wasmplug/tls")]
+    tls_dir: PathBuf,
+    /// Serve xDS and modules without TLS or authentication: any process that reaches the ports gets
+    /// every plugin's configuration (consumer credentials included) and module. Local demos only.
+    #[arg(long)]
+    insecure_plaintext: bool,
     /// The Envoy cluster that reaches the module server.
     #[arg(long, default_value_t = ModuleSource::default().cluster)]
     module_cluster: String,
@@ -108,8 +117,12 @@ fn init_logging(format: LogFormat) {
 async fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let args = Args::parse();
+    let modules_url = args.modules_url.clone().unwrap_or_else(|| {
+        let scheme = if args.insecure_plaintext { "http" } else { "https" };
+        format!("{scheme}://wasmplug-controller.wasmplug-system.svc:8081")
+    });
     let module_server = ModuleSource {
-        base_url: format!("{}/modules", args.modules_url.trim_end_matches('/')),
+        base_url: format!("{}/modules", modules_url.trim_end_matches('/')),
         cluster: args.module_cluster.clone(),
         ..Default::default()
     };
@@ -153,6 +166,11 @@ async fn cluster(args: Args, module_server: ModuleSource) -> ExitCode {
         delivery: (!args.no_xds).then(|| operator::delivery::DeliveryOptions {
             xds_listen: args.xds_listen,
             modules_listen: args.modules_listen,
+            auth: if args.insecure_plaintext {
+                operator::delivery::GatewayAuth::Plaintext
+            } else {
+                operator::delivery::GatewayAuth::Files(args.tls_dir.clone())
+            },
             listener_address: args.gateway_listener.clone(),
             upstream_cluster: args.upstream_cluster.clone(),
         }),

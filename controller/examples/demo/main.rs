@@ -32,7 +32,7 @@ use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use wasmplug_controller::WasmPlugin;
-use wasmplug_envoy::bootstrap::{BootstrapOptions, envoy_bootstrap};
+use wasmplug_envoy::bootstrap::{BootstrapOptions, GatewayTls, envoy_bootstrap};
 use wasmplug_oci::{ImageRef, PluginPackage, PushFormat, Registry, RegistryConfig, build_image, push};
 use wasmplug_testenv::TestCluster;
 use wasmplug_testkit::client::{self, Response};
@@ -265,16 +265,21 @@ impl Demo {
         let bin = self.controller_bin.clone();
         let cache = self.dir.path().join("cache");
         let log = self.dir.path().join("controller.log");
+        // Gateways authenticate with client certificates: a CA for the demo, the servers'
+        // certificate in the directory layout of a mounted TLS Secret, and the gateway's.
+        let (controller_tls, gateway_tls) = self.certificates()?;
         let mut cmd = Command::new(&bin);
         cmd.env("KUBECONFIG", &kubeconfig)
             .args(["--xds-listen", XDS, "--modules-listen", MODULES])
-            .args(["--modules-url", &format!("http://{MODULES}"), "--metrics-listen", METRICS])
+            .args(["--modules-url", &format!("https://{MODULES}"), "--metrics-listen", METRICS])
+            .arg("--tls-dir")
+            .arg(&controller_tls)
             .args(["--insecure-registry", &registry_host, "--gateway-listener", &format!("127.0.0.1:{}", self.port)])
             .arg("--cache-dir")
             .arg(&cache);
         let controller = Proc::spawn("wasmplug-controller", cmd, &log)?;
         println!("   wasmplug-controller (pid {}), log: {}", controller.0.id(), log.display());
-        println!("     xDS {XDS}, modules http://{MODULES}, metrics http://{METRICS}/metrics");
+        println!("     xDS {XDS} and modules https://{MODULES} (mutual TLS), metrics http://{METRICS}/metrics");
         self.controller = Some(controller);
         self.wait("the controller's /healthz", || client::get(9090, "/healthz").is_ok_and(|r| r.status == 200))?;
         let labels: BTreeMap<String, String> = [("wasmplug.io/gateway".to_string(), "true".to_string())].into();
@@ -287,6 +292,7 @@ impl Demo {
             listen_port: self.port,
             admin_port: 0,
             modules: MODULES.into(),
+            tls: Some(GatewayTls::from_dir(&gateway_tls)),
         })
         .map_err(|e| format!("Envoy bootstrap: {e}"))?;
         let envoy = Envoy::start(self.dir.path(), &bootstrap)?;
@@ -391,6 +397,27 @@ impl Demo {
             Err(e) => self.fail(e),
         }
         Ok(())
+    }
+
+    /// A CA for this demo; the servers' files (for `--tls-dir`) and the gateway's (node
+    /// [`NODE`]), each as `tls.crt`, `tls.key`, `ca.crt`. Returns both directories.
+    fn certificates(&self) -> Result<(String, String)> {
+        use wasmplug_xds::ca::CertificateAuthority;
+        let valid = Duration::from_secs(24 * 3600);
+        let ca = CertificateAuthority::generate("wasmplug-demo-ca").map_err(|e| e.to_string())?;
+        let server = ca.issue_server(&["127.0.0.1".into()], valid).map_err(|e| e.to_string())?;
+        let gateway = ca.issue_gateway(NODE, valid).map_err(|e| e.to_string())?;
+        let mut dirs = Vec::new();
+        for (name, issued) in [("tls-controller", server), ("tls-gateway", gateway)] {
+            let dir = self.dir.path().join(name);
+            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            for (file, pem) in [("tls.crt", &issued.cert_pem), ("tls.key", &issued.key_pem), ("ca.crt", &issued.ca_pem)]
+            {
+                std::fs::write(dir.join(file), pem).map_err(|e| format!("{}: {e}", dir.join(file).display()))?;
+            }
+            dirs.push(dir.to_string_lossy().into_owned());
+        }
+        Ok((dirs.remove(0), dirs.remove(0)))
     }
 
     fn push(&self, host: &str, image: &str, crate_name: &str) -> Result<String> {

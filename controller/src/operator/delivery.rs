@@ -5,24 +5,45 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::runtime::reflector::ObjectRef;
 use tokio::sync::mpsc;
+use wasmplug_xds::tls::OnRefused;
 use wasmplug_xds::{DeliveryState, Feedback, ModuleServer, PluginFilter, Resource};
-use wasmplug_xds::{XdsOptions, XdsServer};
+use wasmplug_xds::{ServerTls, TlsMaterial, Transport, XdsOptions, XdsServer};
 
 use super::Serving;
+use super::metrics::Metrics;
 use crate::crd::{Target, WasmPlugin, condition};
 use crate::error::{Error, Result};
 use crate::render::{ModuleSource, Plugin};
+
+/// Where a certificate directory is re-read for renewed files.
+pub const TLS_RELOAD_EVERY: Duration = Duration::from_secs(10);
+
+/// How gateways authenticate to the xDS and module servers.
+#[derive(Debug, Clone)]
+pub enum GatewayAuth {
+    /// Mutual TLS with the files of a mounted TLS Secret (`tls.crt`, `tls.key`, `ca.crt`: the
+    /// servers' certificate and the CA of gateway certificates), re-read every
+    /// [`TLS_RELOAD_EVERY`].
+    Files(PathBuf),
+    /// Mutual TLS with this material.
+    Material(TlsMaterial),
+    /// No authentication: anyone who reaches the ports gets every plugin's configuration and
+    /// module. For local demos only.
+    Plaintext,
+}
 
 /// Where the xDS and module servers listen, and what the gateway listener looks like.
 #[derive(Debug, Clone)]
 pub struct DeliveryOptions {
     pub xds_listen: SocketAddr,
     pub modules_listen: SocketAddr,
+    pub auth: GatewayAuth,
     /// The gateway listener's address when the gateway's bootstrap does not set one.
     pub listener_address: String,
     /// The cluster gateways route requests to (defined in their bootstrap).
@@ -35,6 +56,7 @@ impl Default for DeliveryOptions {
         DeliveryOptions {
             xds_listen: SocketAddr::from(([0, 0, 0, 0], 18000)),
             modules_listen: SocketAddr::from(([0, 0, 0, 0], 8081)),
+            auth: GatewayAuth::Files(PathBuf::from("/etc/wasmplug/tls")),
             listener_address: xds.listener_address,
             upstream_cluster: xds.upstream_cluster,
         }
@@ -81,17 +103,45 @@ pub fn snapshot(serving: &BTreeMap<String, Serving>) -> (Vec<&Serving>, Vec<(Str
 }
 
 impl Delivery {
-    /// Binds both servers.
-    pub async fn start(options: &DeliveryOptions, module_server: &ModuleSource) -> Result<Delivery> {
-        let modules = ModuleServer::bind(options.modules_listen)
-            .await
-            .map_err(|source| Error::Listen { what: format!("module server {}", options.modules_listen), source })?;
+    /// Binds both servers; refused gateway connections are counted in `metrics`.
+    pub async fn start(
+        options: &DeliveryOptions,
+        module_server: &ModuleSource,
+        metrics: &Arc<Metrics>,
+    ) -> Result<Delivery> {
         let xds = XdsServer::new(XdsOptions {
             listener_address: options.listener_address.clone(),
             upstream_cluster: options.upstream_cluster.clone(),
         });
+        let counted = Arc::clone(metrics);
+        let on_refused: OnRefused = Arc::new(move |r| counted.gateway_refused(r.server, r.reason.as_str()));
+        let tls_error = |source| Error::Tls { what: "the xDS and module servers' certificates".into(), source };
+        let transport = match &options.auth {
+            GatewayAuth::Plaintext => {
+                tracing::warn!(
+                    "serving xDS and modules WITHOUT authentication (--insecure-plaintext): any process that reaches the ports gets every plugin's configuration and module; for local demos only"
+                );
+                Transport::Plaintext
+            }
+            GatewayAuth::Material(m) => {
+                Transport::Mtls { tls: ServerTls::new(m).map_err(tls_error)?, on_refused: Some(on_refused) }
+            }
+            GatewayAuth::Files(dir) => {
+                let material = TlsMaterial::read_dir(dir).map_err(tls_error)?;
+                let tls = ServerTls::new(&material).map_err(tls_error)?;
+                tls.watch_dir(dir.clone(), TLS_RELOAD_EVERY);
+                Transport::Mtls { tls, on_refused: Some(on_refused) }
+            }
+        };
+        let modules = match &transport {
+            Transport::Plaintext => ModuleServer::bind(options.modules_listen).await,
+            Transport::Mtls { .. } => {
+                ModuleServer::bind_mtls(options.modules_listen, transport.clone(), xds.clone()).await
+            }
+        }
+        .map_err(|source| Error::Listen { what: format!("module server {}", options.modules_listen), source })?;
         let xds_addr = xds
-            .serve(options.xds_listen)
+            .serve_with(options.xds_listen, transport)
             .await
             .map_err(|source| Error::Xds { what: format!("xDS server {}", options.xds_listen), source })?;
         Ok(Delivery {

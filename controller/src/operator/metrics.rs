@@ -17,6 +17,14 @@ pub struct ReasonLabel {
     pub reason: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusalLabels {
+    /// `xds` or `modules`.
+    pub server: &'static str,
+    /// `handshake`, `node_id` or `module`.
+    pub reason: &'static str,
+}
+
 /// The controller's metrics, registered once.
 #[derive(Debug)]
 pub struct Metrics {
@@ -32,6 +40,8 @@ pub struct Metrics {
     pub cache_hits: Counter,
     /// Plugins whose rendering is in place.
     pub serving: Gauge,
+    /// Gateway connections and requests refused by the xDS and module servers.
+    pub gateway_refusals: Family<RefusalLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -43,13 +53,19 @@ impl Default for Metrics {
         let pulls = Family::<ResultLabel, Counter>::default();
         let cache_hits = Counter::default();
         let serving = Gauge::default();
+        let gateway_refusals = Family::<RefusalLabels, Counter>::default();
         registry.register("reconciles", "WasmPlugin reconciles by result", reconciles.clone());
         registry.register("reconcile_errors", "Refused or failed reconciles by reason", errors.clone());
         registry.register("reconcile_duration_seconds", "Time per reconcile", duration.clone());
         registry.register("image_pulls", "Image resolves that contacted the registry", pulls.clone());
         registry.register("module_cache_hits", "Image resolves answered from the module cache", cache_hits.clone());
         registry.register("serving_plugins", "WasmPlugins whose rendering is in place", serving.clone());
-        Metrics { registry, reconciles, errors, duration, pulls, cache_hits, serving }
+        registry.register(
+            "gateway_refusals",
+            "Gateway connections and requests refused by the xDS and module servers, by reason",
+            gateway_refusals.clone(),
+        );
+        Metrics { registry, reconciles, errors, duration, pulls, cache_hits, serving, gateway_refusals }
     }
 }
 
@@ -59,6 +75,10 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+
+    pub fn gateway_refused(&self, server: &'static str, reason: &'static str) {
+        self.gateway_refusals.get_or_create(&RefusalLabels { server, reason }).inc();
     }
 
     pub fn error(&self, reason: &str) {

@@ -141,7 +141,7 @@ impl Context {
     /// Starts the xDS and module servers of `options.delivery`, if any.
     pub async fn start_delivery(mut self) -> Result<Self> {
         if let Some(d) = &self.options.delivery {
-            let started = delivery::Delivery::start(d, &self.options.module_server).await?;
+            let started = delivery::Delivery::start(d, &self.options.module_server, &self.metrics).await?;
             tracing::info!(xds = %started.xds_addr, modules = %started.modules.local_addr(), "serving gateways");
             self.delivery = Some(Arc::new(started));
         }

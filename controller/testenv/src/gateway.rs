@@ -18,7 +18,7 @@ use wasmplug_envoy::bootstrap::{BootstrapOptions, GatewayTls, envoy_bootstrap};
 use wasmplug_envoy::filter::module_url;
 use wasmplug_envoy::{Code, RemoteCode, WasmFilter};
 use wasmplug_testkit::upstream::Upstream;
-use wasmplug_xds::ca::CertificateAuthority;
+use wasmplug_xds::ca::{CertificateAuthority, Issued};
 use wasmplug_xds::tls::OnRefused;
 use wasmplug_xds::{ModuleServer, PluginFilter, ServerTls, Transport, XdsOptions, XdsServer};
 
@@ -41,6 +41,8 @@ pub fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 /// A CA for the servers and the gateways of a test, their certificates as files.
 pub struct Pki {
     pub ca: CertificateAuthority,
+    /// The servers' certificate (for 127.0.0.1).
+    pub server: Issued,
     /// The servers' TLS (replace its material to rotate).
     pub tls: Arc<ServerTls>,
     dir: TempDir,
@@ -52,17 +54,14 @@ impl Pki {
         let ca = CertificateAuthority::generate("wasmplug-test-ca").unwrap();
         let server = ca.issue_server(&["127.0.0.1".into()], Duration::from_secs(3600)).unwrap();
         let tls = ServerTls::new(&server.server_material()).unwrap();
-        Pki { ca, tls, dir: tempfile::Builder::new().prefix("wasmplug-pki-").tempdir().unwrap() }
+        Pki { ca, server, tls, dir: tempfile::Builder::new().prefix("wasmplug-pki-").tempdir().unwrap() }
     }
 
     /// Issues a client certificate for `node` and writes it as a Secret's three files.
     pub fn gateway_files(&self, node: &str) -> GatewayTls {
         let issued = self.ca.issue_gateway(node, Duration::from_secs(3600)).unwrap();
         let dir = self.dir.path().join(node);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("tls.crt"), &issued.cert_pem).unwrap();
-        std::fs::write(dir.join("tls.key"), &issued.key_pem).unwrap();
-        std::fs::write(dir.join("ca.crt"), &issued.ca_pem).unwrap();
+        issued.write_dir(&dir).unwrap();
         GatewayTls::from_dir(dir.to_str().unwrap())
     }
 }

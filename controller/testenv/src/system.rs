@@ -9,13 +9,13 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use crate::TestCluster;
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, Pki};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use wasmplug_controller::WasmPlugin;
-use wasmplug_controller::operator::delivery::DeliveryOptions;
+use wasmplug_controller::operator::delivery::{DeliveryOptions, GatewayAuth};
 use wasmplug_controller::operator::{self, Context};
 use wasmplug_controller::render::ModuleSource;
 use wasmplug_envoy::bootstrap::{BootstrapOptions, envoy_bootstrap};
@@ -35,6 +35,8 @@ pub struct System {
     pub registry_proxy: Proxy,
     pub ctx: Arc<Context>,
     pub upstream: Upstream,
+    /// The CA of the xDS and module servers and of the gateways' certificates.
+    pub pki: Pki,
     _cache: tempfile::TempDir,
 }
 
@@ -50,16 +52,18 @@ impl System {
         let registry = TestRegistry::start(Options::default());
         let registry_proxy = Proxy::start(&registry.host);
         let cache = tempfile::tempdir().unwrap();
+        let pki = Pki::new();
         // The module server's port must be known before the controller renders module URLs.
         let modules_port = free_port();
         let options = operator::Options {
             cache_dir: cache.path().to_path_buf(),
             insecure_registries: vec![registry.host.clone(), registry_proxy.host.clone()],
             module_server: ModuleSource {
-                base_url: format!("http://127.0.0.1:{modules_port}/modules"),
+                base_url: format!("https://127.0.0.1:{modules_port}/modules"),
                 ..Default::default()
             },
             delivery: Some(DeliveryOptions {
+                auth: GatewayAuth::Material(pki.server.server_material()),
                 xds_listen: "127.0.0.1:0".parse().unwrap(),
                 modules_listen: format!("127.0.0.1:{modules_port}").parse().unwrap(),
                 ..Default::default()
@@ -71,7 +75,17 @@ impl System {
         let ctx = Arc::new(ctx);
         rt.spawn(operator::run(ctx.clone(), Arc::new(AtomicBool::new(false))));
         let api = Api::namespaced(client, "gw");
-        System { rt, _cluster: cluster, api, registry, registry_proxy, ctx, upstream: Upstream::start(), _cache: cache }
+        System {
+            rt,
+            _cluster: cluster,
+            api,
+            registry,
+            registry_proxy,
+            ctx,
+            upstream: Upstream::start(),
+            pki,
+            _cache: cache,
+        }
     }
 
     pub fn push(&self, repo: &str, crate_name: &str) -> String {
@@ -107,7 +121,7 @@ impl System {
             listen_port: 0,
             admin_port: 0,
             modules: modules.unwrap_or_else(|| delivery.modules.local_addr().to_string()),
-            tls: None,
+            tls: Some(self.pki.gateway_files(node)),
         })
         .unwrap();
         Gateway::start(&bootstrap)

@@ -52,6 +52,15 @@ impl std::fmt::Debug for Issued {
 }
 
 impl Issued {
+    /// Writes the three files into `dir` (created if missing), named as in a TLS Secret.
+    pub fn write_dir(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        use crate::tls::{CA_FILE, CERT_FILE, KEY_FILE};
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(dir.join(CERT_FILE), &self.cert_pem)?;
+        std::fs::write(dir.join(KEY_FILE), &self.key_pem)?;
+        std::fs::write(dir.join(CA_FILE), &self.ca_pem)
+    }
+
     /// The material of a server presenting this certificate and accepting clients of the CA.
     pub fn server_material(&self) -> TlsMaterial {
         TlsMaterial {

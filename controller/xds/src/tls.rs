@@ -33,13 +33,10 @@ impl std::fmt::Debug for TlsMaterial {
     }
 }
 
-/// The files of a mounted Kubernetes TLS Secret (cert-manager writes all three).
-pub const CERT_FILE: &str = "tls.crt";
-pub const KEY_FILE: &str = "tls.key";
-pub const CA_FILE: &str = "ca.crt";
+pub use wasmplug_envoy::bootstrap::{CA_FILE, CERT_FILE, KEY_FILE};
 
 impl TlsMaterial {
-    /// Reads `tls.crt`, `tls.key` and `ca.crt` from `dir`.
+    /// Reads the files of a mounted TLS Secret from `dir` (the CA is that of the clients).
     pub fn read_dir(dir: &Path) -> Result<TlsMaterial, TlsError> {
         let read = |file: &str| {
             let path = dir.join(file);

@@ -20,6 +20,12 @@ pub const LABELS_KEY: &str = "LABELS";
 /// Node metadata key holding the address the served listener binds (`host:port`).
 pub const LISTENER_KEY: &str = "WASMPLUG_LISTENER";
 
+/// The files of a mounted Kubernetes TLS Secret (cert-manager writes all three): the
+/// certificate chain, its key, and the CA that the other side's certificate must chain to.
+pub const CERT_FILE: &str = "tls.crt";
+pub const KEY_FILE: &str = "tls.key";
+pub const CA_FILE: &str = "ca.crt";
+
 /// What [`envoy_bootstrap`] renders.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BootstrapOptions {
@@ -60,13 +66,13 @@ pub struct GatewayTls {
 }
 
 impl GatewayTls {
-    /// The files of a mounted Kubernetes TLS Secret: `{dir}/tls.crt`, `tls.key`, `ca.crt`.
+    /// The files of a mounted Kubernetes TLS Secret in `dir`.
     pub fn from_dir(dir: &str) -> GatewayTls {
         let dir = dir.trim_end_matches('/');
         GatewayTls {
-            cert_chain: format!("{dir}/tls.crt"),
-            private_key: format!("{dir}/tls.key"),
-            ca: format!("{dir}/ca.crt"),
+            cert_chain: format!("{dir}/{CERT_FILE}"),
+            private_key: format!("{dir}/{KEY_FILE}"),
+            ca: format!("{dir}/{CA_FILE}"),
             server_name: None,
         }
     }
