@@ -52,6 +52,12 @@ pub enum Error {
     /// The certificates of the xDS and module servers are missing or unusable.
     #[error("{what}: {source}")]
     Tls { what: String, source: wasmplug_xds::tls::TlsError },
+    /// The managed CA: a certificate could not be made or read.
+    #[error("{what}: {source}")]
+    Ca { what: String, source: wasmplug_xds::ca::CaError },
+    /// The managed CA's Secret is not what the controller keeps there.
+    #[error("{what}: {problem}")]
+    CaSecret { what: String, problem: &'static str },
 }
 
 /// What is wrong with an image pull secret.
@@ -104,7 +110,9 @@ impl Error {
             | Error::Json { .. }
             | Error::Listen { .. }
             | Error::Xds { .. }
-            | Error::Tls { .. } => "ApplyFailed",
+            | Error::Tls { .. }
+            | Error::Ca { .. }
+            | Error::CaSecret { .. } => "ApplyFailed",
         }
     }
 }

@@ -13,8 +13,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use clap::{Parser, ValueEnum};
 use wasmplug_controller::operator;
+use wasmplug_controller::operator::certificates::ManagedCa;
+use wasmplug_controller::operator::delivery::GatewayAuth;
 use wasmplug_controller::render::ModuleSource;
 use wasmplug_controller::standalone::{Options, run, summary};
 use wasmplug_controller::status::is_ready;
@@ -50,9 +54,21 @@ struct Args {
     #[arg(long)]
     modules_url: Option<String>,
     /// The xDS and module servers' certificates (a mounted TLS Secret: tls.crt, tls.key, and ca.crt,
-    /// the CA gateway certificates must chain to), re-read when they change.
-    #[arg(long, default_value = "/etc/wasmplug/tls")]
-    tls_dir: PathBuf,
+    /// the CA gateway certificates must chain to), re-read when they change. Default: /etc/wasmplug/tls.
+    #[arg(long, conflicts_with = "tls_ca_secret")]
+    tls_dir: Option<PathBuf>,
+    /// Keep a CA in this Secret of the controller's namespace (created if missing), sign the servers'
+    /// certificate with it and fill the --tls-gateway-secret Secrets with gateway certificates.
+    #[arg(long)]
+    tls_ca_secret: Option<String>,
+    /// With --tls-ca-secret: a TLS Secret (in the controller's namespace) to keep a gateway certificate in,
+    /// for node id NODE (`prefix-*`: node ids starting with `prefix-`, such as a Deployment's pod names).
+    #[arg(long = "tls-gateway-secret", value_name = "NAME=NODE", requires = "tls_ca_secret")]
+    tls_gateway_secrets: Vec<String>,
+    /// With --tls-ca-secret: a name gateways reach the controller by (repeatable; default: the
+    /// wasmplug-controller Service's names in the controller's namespace).
+    #[arg(long = "tls-server-name", requires = "tls_ca_secret")]
+    tls_server_names: Vec<String>,
     /// Serve xDS and modules without TLS or authentication: any process that reaches the ports gets
     /// every plugin's configuration (consumer credentials included) and module. Local demos only.
     #[arg(long)]
@@ -153,6 +169,13 @@ async fn cluster(args: Args, module_server: ModuleSource) -> ExitCode {
             .unwrap_or_else(|_| format!("wasmplug-controller-{}", std::process::id())),
         lease_duration: Duration::from_secs(args.leader_elect_lease_duration),
     });
+    let auth = match gateway_auth(&args) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let options = operator::Options {
         cache_dir: args.cache_dir.unwrap_or_else(|| PathBuf::from("/var/cache/wasmplug")),
         insecure_registries: args.insecure_registries,
@@ -166,11 +189,7 @@ async fn cluster(args: Args, module_server: ModuleSource) -> ExitCode {
         delivery: (!args.no_xds).then(|| operator::delivery::DeliveryOptions {
             xds_listen: args.xds_listen,
             modules_listen: args.modules_listen,
-            auth: if args.insecure_plaintext {
-                operator::delivery::GatewayAuth::Plaintext
-            } else {
-                operator::delivery::GatewayAuth::Files(args.tls_dir.clone())
-            },
+            auth,
             listener_address: args.gateway_listener.clone(),
             upstream_cluster: args.upstream_cluster.clone(),
         }),
@@ -182,6 +201,38 @@ async fn cluster(args: Args, module_server: ModuleSource) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// How gateways authenticate, from the flags.
+fn gateway_auth(args: &Args) -> Result<GatewayAuth, String> {
+    if args.insecure_plaintext {
+        return Ok(GatewayAuth::Plaintext);
+    }
+    let Some(ca_secret) = &args.tls_ca_secret else {
+        return Ok(GatewayAuth::Files(args.tls_dir.clone().unwrap_or_else(|| PathBuf::from("/etc/wasmplug/tls"))));
+    };
+    let namespace = std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "wasmplug-system".into());
+    let mut gateway_secrets = BTreeMap::new();
+    for entry in &args.tls_gateway_secrets {
+        match entry.split_once('=') {
+            Some((name, node)) if !name.is_empty() && !node.is_empty() => {
+                gateway_secrets.insert(name.to_string(), node.to_string());
+            }
+            _ => return Err(format!("--tls-gateway-secret `{entry}`: expected NAME=NODE")),
+        }
+    }
+    let server_names = if args.tls_server_names.is_empty() {
+        let service = "wasmplug-controller";
+        vec![
+            format!("{service}.{namespace}.svc"),
+            format!("{service}.{namespace}.svc.cluster.local"),
+            format!("{service}.{namespace}"),
+            service.to_string(),
+        ]
+    } else {
+        args.tls_server_names.clone()
+    };
+    Ok(GatewayAuth::ManagedCa(ManagedCa { namespace, ca_secret: ca_secret.clone(), server_names, gateway_secrets }))
 }
 
 async fn standalone(args: &Args, manifests: PathBuf, output: PathBuf, module_server: ModuleSource) -> ExitCode {

@@ -33,6 +33,8 @@ pub enum GatewayAuth {
     Files(PathBuf),
     /// Mutual TLS with this material.
     Material(TlsMaterial),
+    /// Mutual TLS with certificates of a CA the controller keeps in a Secret.
+    ManagedCa(super::certificates::ManagedCa),
     /// No authentication: anyone who reaches the ports gets every plugin's configuration and
     /// module. For local demos only.
     Plaintext,
@@ -108,6 +110,7 @@ impl Delivery {
         options: &DeliveryOptions,
         module_server: &ModuleSource,
         metrics: &Arc<Metrics>,
+        client: &kube::Client,
     ) -> Result<Delivery> {
         let xds = XdsServer::new(XdsOptions {
             listener_address: options.listener_address.clone(),
@@ -125,6 +128,9 @@ impl Delivery {
             }
             GatewayAuth::Material(m) => {
                 Transport::Mtls { tls: ServerTls::new(m).map_err(tls_error)?, on_refused: Some(on_refused) }
+            }
+            GatewayAuth::ManagedCa(ca) => {
+                Transport::Mtls { tls: ca.clone().start(client.clone()).await?, on_refused: Some(on_refused) }
             }
             GatewayAuth::Files(dir) => {
                 let material = TlsMaterial::read_dir(dir).map_err(tls_error)?;

@@ -2,6 +2,7 @@
 //! and serve metrics and health. What is in place is published in [`Context::serving`] for the
 //! delivery to Envoy.
 
+pub mod certificates;
 pub mod delivery;
 pub mod http;
 pub mod leader;
@@ -141,7 +142,8 @@ impl Context {
     /// Starts the xDS and module servers of `options.delivery`, if any.
     pub async fn start_delivery(mut self) -> Result<Self> {
         if let Some(d) = &self.options.delivery {
-            let started = delivery::Delivery::start(d, &self.options.module_server, &self.metrics).await?;
+            let started =
+                delivery::Delivery::start(d, &self.options.module_server, &self.metrics, &self.client).await?;
             tracing::info!(xds = %started.xds_addr, modules = %started.modules.local_addr(), "serving gateways");
             self.delivery = Some(Arc::new(started));
         }

@@ -97,6 +97,13 @@ impl ControlPlane {
         Self::start_over(Some(Pki::new()), None, |_| {})
     }
 
+    /// Both servers over mutual TLS with this server TLS (gateways bring their own files).
+    pub fn start_mtls_with(tls: Arc<ServerTls>) -> Self {
+        let mut pki = Pki::new();
+        pki.tls = tls;
+        Self::start_over(Some(pki), None, |_| {})
+    }
+
     /// [`ControlPlane::start_mtls`], with every refusal reported to `on_refused`.
     pub fn start_mtls_reporting(on_refused: OnRefused) -> Self {
         Self::start_over(Some(Pki::new()), Some(on_refused), |_| {})

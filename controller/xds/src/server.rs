@@ -36,7 +36,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::listen::incoming;
 use crate::resources::{ECDS_TYPE, LISTENER_TYPE, listener, wasm_filter};
-use crate::tls::{Peer, Protocol, RefusalReason, Transport};
+use crate::tls::{Peer, Protocol, RefusalReason, Transport, name_permits};
 use wasmplug_envoy::bootstrap::{LABELS_KEY, LISTENER_KEY, split_host_port};
 use wasmplug_envoy::{Code, WasmFilter};
 
@@ -341,7 +341,7 @@ impl XdsServer {
     /// is connected under one of them and one of its selected plugins references the module.
     pub fn may_fetch(&self, names: &[String], sha256: &str) -> bool {
         let state = self.shared.lock();
-        state.conns.values().filter(|n| names.contains(&n.id)).any(|n| {
+        state.conns.values().filter(|n| names.iter().any(|name| name_permits(name, &n.id))).any(|n| {
             state.plugins.iter().any(|e| {
                 e.filter.matches(&n.labels) && matches!(&e.filter.filter.code, Code::Remote(r) if r.sha256 == sha256)
             })

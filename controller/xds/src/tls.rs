@@ -176,6 +176,14 @@ fn build(material: &TlsMaterial) -> Result<Configs, TlsError> {
     Ok(Configs { grpc: make(b"h2")?, http1: make(b"http/1.1")? })
 }
 
+/// The names and the end of validity of the first certificate in `pem`.
+pub fn pem_certificate_facts(pem: &[u8]) -> Option<(Vec<String>, std::time::SystemTime)> {
+    let der = CertificateDer::pem_slice_iter(pem).next()?.ok()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).ok()?;
+    let not_after = u64::try_from(cert.validity().not_after.timestamp()).ok()?;
+    Some((certificate_names(&der), std::time::UNIX_EPOCH + Duration::from_secs(not_after)))
+}
+
 /// The names a certificate carries: its subject's common names, then its DNS and URI subject
 /// alternative names. Empty when it cannot be parsed (the handshake has verified it already).
 pub fn certificate_names(cert: &[u8]) -> Vec<String> {
@@ -206,9 +214,18 @@ pub struct Peer {
 
 impl Peer {
     /// Whether it may act as `id`: any peer on a plaintext server, else one whose certificate
-    /// carries that name.
+    /// carries that name, or a name ending in `*` that `id` starts with (`edge-gateway-*` for
+    /// the pods of one Deployment, whose node ids are their pod names).
     pub fn may_be(&self, id: &str) -> bool {
-        self.names.as_ref().is_none_or(|names| names.iter().any(|n| n == id))
+        self.names.as_ref().is_none_or(|names| names.iter().any(|n| name_permits(n, id)))
+    }
+}
+
+/// Whether a certificate name permits the node id `id` (see [`Peer::may_be`]).
+pub fn name_permits(name: &str, id: &str) -> bool {
+    match name.strip_suffix('*') {
+        Some(prefix) => !prefix.is_empty() && id.len() > prefix.len() && id.starts_with(prefix),
+        None => name == id,
     }
 }
 
@@ -274,5 +291,20 @@ impl Transport {
         if let Transport::Mtls { on_refused: Some(f), .. } = self {
             f(&Refusal { server, peer, reason });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::name_permits;
+
+    #[test]
+    fn names_permit_node_ids() {
+        assert!(name_permits("gw-1", "gw-1"));
+        assert!(!name_permits("gw-1", "gw-12"));
+        assert!(name_permits("edge-*", "edge-7d9f-x2"));
+        assert!(!name_permits("edge-*", "edge-"));
+        assert!(!name_permits("edge-*", "other"));
+        assert!(!name_permits("*", "anything"), "a bare * names nobody");
     }
 }
