@@ -38,13 +38,14 @@ fn secrets_api(store: Store, writes: Arc<Mutex<Vec<String>>>) -> Client {
                     let name = s["metadata"]["name"].as_str().unwrap().to_string();
                     let key = format!("{path}/{name}");
                     let mut store = store.lock().unwrap();
-                    if store.contains_key(&key) {
-                        (409, status(409, "AlreadyExists"))
-                    } else {
-                        s["metadata"]["resourceVersion"] = json!("1");
-                        writes.lock().unwrap().push(format!("POST {name}"));
-                        store.insert(key, s.clone());
-                        (201, s)
+                    match store.entry(key) {
+                        std::collections::btree_map::Entry::Occupied(_) => (409, status(409, "AlreadyExists")),
+                        std::collections::btree_map::Entry::Vacant(slot) => {
+                            s["metadata"]["resourceVersion"] = json!("1");
+                            writes.lock().unwrap().push(format!("POST {name}"));
+                            slot.insert(s.clone());
+                            (201, s)
+                        }
                     }
                 }
                 "PUT" => {

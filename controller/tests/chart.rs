@@ -104,8 +104,17 @@ fn golden(name: &str, text: &str) {
     }
 }
 
-const OPTIONS: [&str; 7] =
-    ["gateway", "service-monitor", "network-policy", "pdb", "leader-election", "watch-namespace", "persistence"];
+const OPTIONS: [&str; 9] = [
+    "gateway",
+    "service-monitor",
+    "network-policy",
+    "pdb",
+    "leader-election",
+    "watch-namespace",
+    "persistence",
+    "tls-secret",
+    "insecure-plaintext",
+];
 
 #[test]
 fn lint_strict_with_defaults_and_with_every_option() {
@@ -137,13 +146,24 @@ fn each_option_adds_what_it_is_for() {
     let kinds = |d: &[Value]| d.iter().map(|d| d["kind"].as_str().unwrap().to_string()).collect::<BTreeSet<_>>();
     assert_eq!(
         kinds(&base),
-        ["ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ServiceAccount"].map(String::from).into(),
+        ["ClusterRole", "ClusterRoleBinding", "Deployment", "Role", "RoleBinding", "Service", "ServiceAccount"]
+            .map(String::from)
+            .into(),
     );
+    // (kind, name) pairs, so that a second Role counts.
+    let objects = |d: &[Value]| {
+        d.iter()
+            .map(|d| (d["kind"].as_str().unwrap().to_string(), d["metadata"]["name"].as_str().unwrap().to_string()))
+            .collect::<BTreeSet<_>>()
+    };
     let added = |option: &str| {
         let d = docs(&render(Some(option)));
-        kinds(&d).difference(&kinds(&base)).cloned().collect::<Vec<_>>()
+        let mut kinds: Vec<String> = objects(&d).difference(&objects(&base)).map(|(k, _)| k.clone()).collect();
+        kinds.sort();
+        kinds.dedup();
+        kinds
     };
-    assert_eq!(added("gateway"), ["ConfigMap"], "plus a second Deployment and Service");
+    assert_eq!(added("gateway"), ["ConfigMap", "Deployment", "Service"], "the gateway's");
     assert_eq!(of_kind(&docs(&render(Some("gateway"))), "Deployment").len(), 2);
     assert_eq!(added("service-monitor"), ["ServiceMonitor"]);
     assert_eq!(added("network-policy"), ["NetworkPolicy"]);
@@ -190,10 +210,15 @@ fn service_has_named_ports_and_the_deployment_wires_the_controller_flags() {
             "--cache-dir=/var/cache/wasmplug",
             "--metrics-listen=0.0.0.0:8080",
             "--modules-listen=0.0.0.0:8081",
-            "--modules-url=http://wasmplug.wasmplug-system.svc:8081",
+            "--modules-url=https://wasmplug.wasmplug-system.svc:8081",
             "--xds-listen=0.0.0.0:18000",
             "--concurrency=4",
             "--log-format=json",
+            "--tls-ca-secret=wasmplug-ca",
+            "--tls-server-name=wasmplug.wasmplug-system.svc",
+            "--tls-server-name=wasmplug.wasmplug-system.svc.cluster.local",
+            "--tls-server-name=wasmplug.wasmplug-system",
+            "--tls-server-name=wasmplug",
         ]
     );
     assert_eq!(
@@ -401,6 +426,13 @@ fn expected(calls: &[(&str, &str, &[&str])]) -> BTreeSet<Grant> {
         .collect()
 }
 
+fn named<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    of_kind(docs, kind)
+        .into_iter()
+        .find(|d| d["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name}"))
+}
+
 fn binding_subject_and_role(binding: &Value, role: &Value) {
     assert_eq!(binding["roleRef"]["kind"], role["kind"]);
     assert_eq!(binding["roleRef"]["name"], role["metadata"]["name"]);
@@ -420,7 +452,9 @@ fn cluster_role_grants_exactly_the_controller_calls() {
         assert!(rule["resourceNames"].is_null() && rule["nonResourceURLs"].is_null(), "{rule}");
     }
     binding_subject_and_role(one(&d, "ClusterRoleBinding"), role);
-    assert!(of_kind(&d, "Role").is_empty(), "no leases Role without leader election");
+    let roles: Vec<&Value> = of_kind(&d, "Role");
+    assert_eq!(roles.len(), 1, "only the managed CA's Role without leader election");
+    assert_eq!(roles[0]["metadata"]["name"], "wasmplug-tls");
     let sa = one(&d, "ServiceAccount");
     assert_eq!(sa["metadata"]["name"], "wasmplug");
     let pod = &one(&d, "Deployment")["spec"]["template"]["spec"];
@@ -431,10 +465,10 @@ fn cluster_role_grants_exactly_the_controller_calls() {
 fn watch_namespace_uses_a_role_in_that_namespace() {
     let d = docs(&render(Some("watch-namespace")));
     assert!(of_kind(&d, "ClusterRole").is_empty() && of_kind(&d, "ClusterRoleBinding").is_empty());
-    let role = one(&d, "Role");
+    let role = named(&d, "Role", "wasmplug");
     assert_eq!(role["metadata"]["namespace"], "gateways");
     assert_eq!(grants(role), expected(CONTROLLER_CALLS));
-    let binding = one(&d, "RoleBinding");
+    let binding = named(&d, "RoleBinding", "wasmplug");
     assert_eq!(binding["metadata"]["namespace"], "gateways");
     binding_subject_and_role(binding, role);
 }
@@ -443,7 +477,7 @@ fn watch_namespace_uses_a_role_in_that_namespace() {
 fn the_leases_role_appears_only_with_leader_election() {
     let d = docs(&render(Some("leader-election")));
     assert_eq!(grants(one(&d, "ClusterRole")), expected(CONTROLLER_CALLS));
-    let role = one(&d, "Role");
+    let role = named(&d, "Role", "wasmplug-leader-election");
     assert_eq!(role["metadata"]["namespace"], NAMESPACE);
     assert_eq!(grants(role), expected(&[("coordination.k8s.io", "leases", &["get", "create", "update"])]));
     for rule in role["rules"].as_array().unwrap() {
@@ -451,7 +485,7 @@ fn the_leases_role_appears_only_with_leader_election() {
             assert_eq!(rule["resourceNames"], json!(["wasmplug-controller"]), "{rule}");
         }
     }
-    binding_subject_and_role(one(&d, "RoleBinding"), role);
+    binding_subject_and_role(named(&d, "RoleBinding", "wasmplug-leader-election"), role);
 
     for option in OPTIONS.iter().filter(|o| **o != "leader-election") {
         let d = docs(&render(Some(option)));
@@ -521,6 +555,28 @@ fn the_gateway_bootstrap_connects_to_the_controller() {
     let modules = cluster("wasmplug-modules");
     assert_eq!(modules["type"], "LOGICAL_DNS");
     assert_eq!(addr(modules), json!({"address": "wasmplug.wasmplug-system.svc", "port_value": 8081}));
+    // Both controller clusters over mutual TLS with the mounted Secret's files.
+    for (c, alpn) in [(xds, "h2"), (modules, "http/1.1")] {
+        let tls = &c["transport_socket"]["typed_config"];
+        assert_eq!(tls["sni"], "wasmplug.wasmplug-system.svc");
+        let common = &tls["common_tls_context"];
+        assert_eq!(common["alpn_protocols"], json!([alpn]));
+        assert_eq!(common["tls_certificates"][0]["certificate_chain"]["filename"], "/etc/wasmplug/tls/tls.crt");
+        assert_eq!(common["validation_context"]["trusted_ca"]["filename"], "/etc/wasmplug/tls/ca.crt");
+        assert_eq!(
+            common["validation_context"]["match_typed_subject_alt_names"],
+            json!([{"san_type": "DNS", "matcher": {"exact": "wasmplug.wasmplug-system.svc"}}])
+        );
+    }
+    let pod = &gateway["spec"]["template"]["spec"];
+    assert_eq!(pod["volumes"][1], json!({"name": "tls", "secret": {"secretName": "wasmplug-gateway-tls"}}));
+    assert_eq!(pod["containers"][0]["volumeMounts"][1]["mountPath"], "/etc/wasmplug/tls");
+    let controller = named(&d, "Deployment", "wasmplug");
+    let args = &controller["spec"]["template"]["spec"]["containers"][0]["args"];
+    assert!(
+        args.as_array().unwrap().contains(&json!("--tls-gateway-secret=wasmplug-gateway-tls=wasmplug-gateway-*")),
+        "the controller keeps the gateway's certificate, for its pods' node ids: {args}"
+    );
 
     let c = &gateway["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(c["image"], "envoyproxy/envoy:v1.40.0");
@@ -543,7 +599,10 @@ fn the_gateway_bootstrap_connects_to_the_controller() {
     if envoy.is_file() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("envoy.yaml");
-        std::fs::write(&file, text).unwrap();
+        // The certificate files Envoy reads, where the test put them.
+        let tls = dir.path().join("tls");
+        wasmplug_testkit::certs::openssl_gateway_certificate(&tls, "wasmplug-gateway-0").unwrap();
+        std::fs::write(&file, text.replace("/etc/wasmplug/tls", tls.to_str().unwrap())).unwrap();
         let out = Command::new(&envoy)
             .args(["--mode", "validate", "--service-node", "wasmplug-gateway-0", "-c"])
             .arg(&file)
@@ -552,6 +611,62 @@ fn the_gateway_bootstrap_connects_to_the_controller() {
         assert!(out.status.success(), "envoy refuses the bootstrap:\n{}", String::from_utf8_lossy(&out.stderr));
     } else {
         eprintln!("note: {} not found, the bootstrap was not checked by Envoy", envoy.display());
+    }
+}
+
+#[test]
+fn tls_modes_wire_the_certificates() {
+    let args = |d: &[Value]| -> Vec<String> {
+        named(d, "Deployment", "wasmplug")["spec"]["template"]["spec"]["containers"][0]["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect()
+    };
+    // managed (the default): a Role for the CA and gateway Secrets only.
+    let d = docs(&render(Some("gateway")));
+    let role = named(&d, "Role", "wasmplug-tls");
+    assert_eq!(role["metadata"]["namespace"], NAMESPACE);
+    assert_eq!(grants(role), expected(&[("", "secrets", &["create", "get", "update"])]));
+    for rule in role["rules"].as_array().unwrap() {
+        if rule["verbs"] != json!(["create"]) {
+            assert_eq!(rule["resourceNames"], json!(["wasmplug-ca", "wasmplug-gateway-tls"]), "{rule}");
+        }
+    }
+    binding_subject_and_role(named(&d, "RoleBinding", "wasmplug-tls"), role);
+
+    // secret: the user's Secret mounted for --tls-dir, no Role, the gateway mounts its own Secret.
+    let d = docs(&render(Some("tls-secret")));
+    assert!(of_kind(&d, "Role").is_empty());
+    let a = args(&d);
+    assert!(a.contains(&"--tls-dir=/etc/wasmplug/tls".into()) && !a.iter().any(|a| a.starts_with("--tls-ca")), "{a:?}");
+    let pod = &named(&d, "Deployment", "wasmplug")["spec"]["template"]["spec"];
+    assert!(
+        pod["volumes"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"name": "tls", "secret": {"secretName": "wasmplug-controller-tls"}}))
+    );
+    let gw = &named(&d, "Deployment", "wasmplug-gateway")["spec"]["template"]["spec"];
+    assert_eq!(gw["volumes"][1]["secret"]["secretName"], "edge-gateway-tls");
+
+    // insecure-plaintext: said in the flags, plain URLs, no certificates anywhere.
+    let d = docs(&render(Some("insecure-plaintext")));
+    let a = args(&d);
+    assert!(a.contains(&"--insecure-plaintext".into()), "{a:?}");
+    assert!(a.contains(&"--modules-url=http://wasmplug.wasmplug-system.svc:8081".into()), "{a:?}");
+    assert!(of_kind(&d, "Role").is_empty());
+    let text = one(&d, "ConfigMap")["data"]["envoy.yaml"].as_str().unwrap();
+    assert!(!text.contains("transport_socket"), "{text}");
+    let gw = &named(&d, "Deployment", "wasmplug-gateway")["spec"]["template"]["spec"];
+    assert_eq!(gw["volumes"].as_array().unwrap().len(), 1, "only the bootstrap");
+    assert!(notes(&["--set", "tls.mode=insecure-plaintext"]).contains("WARNING"));
+
+    // Refused: an unknown mode, and mode secret without its Secret.
+    for set in [&["--set", "tls.mode=off"][..], &["--set", "tls.mode=secret"]] {
+        let (ok, _, err) = run_helm(&[&["template", RELEASE, chart().to_str().unwrap()][..], set].concat());
+        assert!(!ok && err.contains("tls"), "{set:?} accepted:\n{err}");
     }
 }
 

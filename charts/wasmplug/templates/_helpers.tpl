@@ -70,8 +70,19 @@ The controller Service's in-cluster DNS name.
 {{- if .Values.controller.modulesUrl }}
 {{- .Values.controller.modulesUrl }}
 {{- else }}
-{{- printf "http://%s:%v" (include "wasmplug.serviceHost" .) .Values.service.ports.modules }}
+{{- printf "%s://%s:%v" (ternary "http" "https" (eq .Values.tls.mode "insecure-plaintext")) (include "wasmplug.serviceHost" .) .Values.service.ports.modules }}
 {{- end }}
+{{- end }}
+
+{{/*
+TLS between gateways and the controller: the CA Secret (mode managed) and the chart gateway's Secret.
+*/}}
+{{- define "wasmplug.tls.caSecret" -}}
+{{- default (printf "%s-ca" (include "wasmplug.fullname" .)) .Values.tls.caSecretName }}
+{{- end }}
+
+{{- define "wasmplug.tls.gatewaySecret" -}}
+{{- default (printf "%s-tls" (include "wasmplug.gateway.name" .)) .Values.tls.gatewaySecretName }}
 {{- end }}
 
 {{- define "wasmplug.leaseNamespace" -}}

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, bail};
-use wasmplug_envoy::bootstrap::{BootstrapOptions, envoy_bootstrap, split_host_port};
+use wasmplug_envoy::bootstrap::{BootstrapOptions, GatewayTls, envoy_bootstrap, split_host_port};
 
 /// The module server's port when `--modules` is not given (same host as `--xds`).
 const DEFAULT_MODULES_PORT: u16 = 8081;
@@ -32,6 +32,16 @@ pub struct EnvoyBootstrapArgs {
     /// The admin port (always on 127.0.0.1).
     #[arg(long, default_value_t = 9901)]
     admin_port: u16,
+    /// Where the gateway's certificate is on the gateway: a mounted TLS Secret (tls.crt and tls.key,
+    /// one of whose names is --node, and ca.crt, the CA of the controller's certificate).
+    #[arg(long, value_name = "DIR", default_value = "/etc/wasmplug/tls")]
+    tls_dir: String,
+    /// The name the controller's certificate must carry (default: the host of --xds and --modules).
+    #[arg(long, value_name = "NAME")]
+    tls_server_name: Option<String>,
+    /// Connect without TLS, to a controller started with --insecure-plaintext (local demos only).
+    #[arg(long, conflicts_with_all = ["tls_dir", "tls_server_name"])]
+    insecure_plaintext: bool,
 }
 
 /// The bootstrap as YAML.
@@ -64,6 +74,8 @@ pub fn render(args: &EnvoyBootstrapArgs) -> Result<String> {
         listen_port: args.listen_port,
         admin_port: args.admin_port,
         modules,
+        tls: (!args.insecure_plaintext)
+            .then(|| GatewayTls { server_name: args.tls_server_name.clone(), ..GatewayTls::from_dir(&args.tls_dir) }),
     })?;
     serde_saphyr::to_string(&bootstrap).context("cannot render the bootstrap as YAML")
 }

@@ -25,10 +25,20 @@ fn envoy_validates(yaml: &str) {
     );
 }
 
+fn certificates(node: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    wasmplug_testkit::certs::openssl_gateway_certificate(dir.path(), node).unwrap();
+    dir
+}
+
 #[test]
 fn the_bootstrap_validates_in_envoy() {
+    let tls = certificates("gw-1");
+    let tls_dir = tls.path().to_str().unwrap();
     let yaml = ok(&wasmplug(&[
         "envoy-bootstrap",
+        "--tls-dir",
+        tls_dir,
         "--xds",
         "127.0.0.1:18000",
         "--node",
@@ -47,6 +57,9 @@ fn the_bootstrap_validates_in_envoy() {
         "cluster_name: wasmplug-xds",
         "name: wasmplug-modules",
         "name: upstream",
+        "envoy.transport_sockets.tls",
+        &format!("filename: {tls_dir}/tls.crt"),
+        "san_type: IP_ADDRESS",
     ] {
         assert!(yaml.contains(needle), "{needle} missing in\n{yaml}");
     }
@@ -55,6 +68,10 @@ fn the_bootstrap_validates_in_envoy() {
     // DNS names, TLS upstream, explicit module server.
     let yaml = ok(&wasmplug(&[
         "envoy-bootstrap",
+        "--tls-dir",
+        tls_dir,
+        "--tls-server-name",
+        "wasmplug-controller.wasmplug-system.svc",
         "--xds",
         "wasmplug-controller.wasmplug-system.svc:18000",
         "--node",
@@ -65,12 +82,18 @@ fn the_bootstrap_validates_in_envoy() {
         "modules.example.com:8081",
     ]));
     assert!(yaml.contains("STRICT_DNS") && yaml.contains("sni: example.com"), "{yaml}");
+    assert!(yaml.contains("sni: wasmplug-controller.wasmplug-system.svc"), "{yaml}");
     envoy_validates(&yaml);
 
-    // No upstream: listens on every address, no upstream cluster.
-    let yaml = ok(&wasmplug(&["envoy-bootstrap", "--xds", "10.0.0.1:18000", "--node", "gw-3"]));
+    // No upstream: listens on every address, no upstream cluster; plaintext for a demo controller.
+    let yaml = ok(&wasmplug(&["envoy-bootstrap", "--insecure-plaintext", "--xds", "10.0.0.1:18000", "--node", "gw-3"]));
     assert!(yaml.contains("WASMPLUG_LISTENER: 0.0.0.0:10000") && yaml.contains("port_value: 8081"), "{yaml}");
+    assert!(!yaml.contains("transport_socket"), "{yaml}");
     envoy_validates(&yaml);
+
+    // By default the certificate is where the chart mounts it.
+    let yaml = ok(&wasmplug(&["envoy-bootstrap", "--xds", "10.0.0.1:18000", "--node", "gw-4"]));
+    assert!(yaml.contains("filename: /etc/wasmplug/tls/tls.key"), "{yaml}");
 }
 
 #[test]
@@ -79,6 +102,7 @@ fn bad_arguments_are_refused() {
         &["envoy-bootstrap", "--xds", "nope", "--node", "gw"][..],
         &["envoy-bootstrap", "--xds", "127.0.0.1:1", "--node", "gw", "--label", "novalue"],
         &["envoy-bootstrap", "--xds", "127.0.0.1:1", "--node", "gw", "--upstream", "ftp://x"],
+        &["envoy-bootstrap", "--xds", "127.0.0.1:1", "--node", "gw", "--insecure-plaintext", "--tls-dir", "/x"],
     ] {
         let out = wasmplug(args);
         assert!(!out.status.success(), "{args:?} was accepted");

@@ -9,6 +9,7 @@
 //! - `registry` (feature `registry`) starts a real OCI registry (Debian's `docker-registry`),
 //!   with auth and TLS on demand, a token server and a misbehaving proxy.
 //! - [`fixtures`] holds small hostile modules in WebAssembly text.
+//! - [`certs`] makes a CA and a gateway certificate with `openssl`.
 //!
 //! ```no_run
 //! use wasmplug_testkit::{client, upstream::Upstream, wasm, Envoy, EnvoyConfig, WasmFilter};
@@ -26,6 +27,7 @@
 //! `--use-dynamic-base-id`, so tests can run in parallel. A kit's job is to fail the calling test
 //! loudly: helpers panic on setup failures rather than return errors nobody handles.
 
+pub mod certs;
 pub mod client;
 pub mod config;
 pub mod envoy;
