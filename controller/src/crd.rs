@@ -226,6 +226,25 @@ pub struct WasmPluginStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 100))]
     pub config_violations: Vec<ConfigViolation>,
+    /// What serves for `servingGeneration`, kept so that a restarted controller, with an empty
+    /// module cache, serves exactly it while a newer generation is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving: Option<ServingRecord>,
+}
+
+/// The last good state of one plugin: its spec at that generation and its module, pinned.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ServingRecord {
+    pub generation: i64,
+    /// The image manifest digest (`sha256:...`) for oci:// urls: the image is pulled by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<String>,
+    /// The module's sha256 (hex), checked again when the module is fetched anew.
+    pub module_sha256: String,
+    /// The spec of that generation, as it was put in place.
+    #[schemars(schema_with = "free_object")]
+    pub spec: serde_json::Value,
 }
 
 /// One config value the plugin's schema refuses.

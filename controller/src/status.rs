@@ -70,6 +70,8 @@ pub struct Facts<'a> {
     pub serving: Option<Option<i64>>,
     /// Delivery to gateways, when they are served.
     pub programmed: Option<Condition>,
+    /// What serves (for `status.serving`).
+    pub serving_record: Option<crate::crd::ServingRecord>,
     /// The status written before: conditions whose status did not change keep their
     /// `lastTransitionTime`, so an unchanged result writes nothing.
     pub previous: Option<&'a WasmPluginStatus>,
@@ -129,6 +131,7 @@ pub fn build(facts: Facts<'_>, now: &Time) -> WasmPluginStatus {
             ready.message = format!("{}; {which} keeps serving", ready.message);
         }
     }
+    s.serving = facts.serving_record;
     s.conditions = vec![accepted, refs, valid, ready];
     s.conditions.extend(facts.programmed);
     carry_transition_times(facts.previous, &mut s);

@@ -116,6 +116,8 @@ impl Delivery {
             listener_address: options.listener_address.clone(),
             upstream_cluster: options.upstream_cluster.clone(),
         });
+        // Nothing goes out before the initial sync (`operator::run` releases it).
+        xds.hold();
         let counted = Arc::clone(metrics);
         let on_refused: OnRefused = Arc::new(move |r| counted.gateway_refused(r.server, r.reason.as_str()));
         let tls_error = |source| Error::Tls { what: "the xDS and module servers' certificates".into(), source };

@@ -98,6 +98,8 @@ pub struct Context {
     applied: Mutex<HashMap<(crate::crd::Target, String), String>>,
     /// Things said once in the log (missing API resources).
     said: Mutex<HashSet<String>>,
+    /// `namespace/name` of every object reconciled by this process (the initial sync).
+    reconciled: Mutex<HashSet<String>>,
     recorder: Recorder,
     events: AtomicBool,
     /// The xDS and module servers, when gateways are served.
@@ -132,6 +134,7 @@ impl Context {
             verified: Mutex::new(HashSet::new()),
             applied: Mutex::new(HashMap::new()),
             said: Mutex::new(HashSet::new()),
+            reconciled: Mutex::new(HashSet::new()),
             events: AtomicBool::new(true),
             delivery: None,
             programmed,
@@ -171,6 +174,7 @@ pub async fn run(ctx: Arc<Context>, ready: Arc<AtomicBool>) {
     // and only generation or finalizer changes trigger a reconcile: the controller's own status
     // writes do not come back as work.
     let (reader, writer) = reflector::store();
+    let synced = Arc::clone(&ready);
     let stream = watcher(api, watcher::Config::default().any_semantic().page_size(100))
         .default_backoff()
         .modify(|o: &mut WasmPlugin| {
@@ -188,6 +192,9 @@ pub async fn run(ctx: Arc<Context>, ready: Arc<AtomicBool>) {
     let controller = Controller::for_stream(stream, reader.clone()).with_config(config);
     // Gateway feedback and deliveries rewrite Programmed only; they never re-run the pipeline.
     let due = ctx.programmed_rx.lock().ok().and_then(|mut rx| rx.take());
+    if let Some(d) = ctx.delivery.clone() {
+        tokio::spawn(release_after_sync(ctx.clone(), d, reader.clone(), synced));
+    }
     if let (Some(d), Some(due)) = (ctx.delivery.clone(), due) {
         tokio::spawn(programmed::run(ctx.clone(), reader, due));
         tokio::spawn(publish_changes(d.clone(), ctx.serving.subscribe(), ctx.programmed.clone()));
@@ -206,6 +213,48 @@ pub async fn run(ctx: Arc<Context>, ready: Arc<AtomicBool>) {
             }
         })
         .await;
+}
+
+/// How long gateways wait at most for the initial sync before they are served what is there.
+const INITIAL_SYNC_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Serves gateways (held by [`delivery::Delivery::start`]) once every WasmPlugin of the initial
+/// list has been reconciled, last good states restored included: a restarted controller never
+/// pushes an empty or partial state. After [`INITIAL_SYNC_TIMEOUT`] it serves what is there.
+async fn release_after_sync(
+    ctx: Arc<Context>,
+    d: Arc<delivery::Delivery>,
+    reader: reflector::Store<WasmPlugin>,
+    synced: Arc<AtomicBool>,
+) {
+    let started = tokio::time::Instant::now();
+    loop {
+        let listed = synced.load(Ordering::Relaxed);
+        let pending: Vec<String> = if listed {
+            let done = ctx.reconciled.lock().map(|r| r.clone()).unwrap_or_default();
+            reader
+                .state()
+                .iter()
+                .map(|o| format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any()))
+                .filter(|k| !done.contains(k))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if listed && pending.is_empty() {
+            // Let the publisher take the last change before gateways are answered.
+            tokio::time::sleep(PUBLISH_INTERVAL * 2).await;
+            tracing::info!(took_ms = started.elapsed().as_millis(), "initial sync done: serving gateways");
+            d.xds.release();
+            return;
+        }
+        if started.elapsed() > INITIAL_SYNC_TIMEOUT {
+            tracing::warn!(?pending, "initial sync incomplete: serving gateways what is in place");
+            d.xds.release();
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// The least time between two pushes to the gateways: a change after a quiet time goes out at

@@ -17,7 +17,7 @@ use wasmplug_oci::{Digest, ImageRef, fetch_image_manifest};
 
 use super::metrics::ResultLabel;
 use super::{Context, Serving, pull_secret, targets};
-use crate::crd::{Target, WasmPlugin, WasmPluginStatus, condition};
+use crate::crd::{ServingRecord, Target, WasmPlugin, WasmPluginSpec, WasmPluginStatus, condition};
 use crate::error::{Error, Result};
 use crate::pipeline;
 use crate::render::{self, Plugin};
@@ -93,7 +93,12 @@ async fn apply(o: &WasmPlugin, ctx: &Context) -> Result<Action> {
         .then(|| "url: file:// urls read the controller's own disk and are off in clusters".to_string());
     let checked = pipeline::check(o, refused, || resolve_module(o, &ns, ctx)).await;
     let now = Time(k8s_openapi::jiff::Timestamp::now());
-    let previous = ctx.serving.borrow().get(&id).cloned();
+    let in_place = ctx.serving.borrow().get(&id).cloned();
+    // A new process serves what `status.serving` recorded while the current generation is refused.
+    let previous = match in_place {
+        None if checked.module().is_none() => restore(o, &id, &ns, ctx).await,
+        other => other,
+    };
     let (serving, apply_error) = match checked.module() {
         Some(r) => (Some(generation), put_in_place(o, &id, r, previous.as_ref(), ctx).await.err()),
         None => (previous.map(|p| p.generation), None),
@@ -104,10 +109,12 @@ async fn apply(o: &WasmPlugin, ctx: &Context) -> Result<Action> {
         .as_ref()
         .filter(|_| o.spec.effective_targets().contains(&Target::Envoy))
         .map(|d| d.programmed(o, serving.flatten(), &now));
+    let serving_record = ctx.serving.borrow().get(&id).and_then(record);
     let facts = Facts {
         apply_error: apply_error.as_ref(),
         serving,
         programmed,
+        serving_record,
         previous: o.status.as_ref(),
         ..checked.facts()
     };
@@ -128,6 +135,9 @@ async fn apply(o: &WasmPlugin, ctx: &Context) -> Result<Action> {
     if st.conditions.iter().any(|c| c.type_ == condition::PROGRAMMED) {
         let _ = ctx.programmed.send(kube::runtime::reflector::ObjectRef::from(o));
     }
+    if let Ok(mut r) = ctx.reconciled.lock() {
+        r.insert(id.clone());
+    }
     let result = if ready { "ready" } else { "refused" };
     tracing::debug!(generation, result, "reconciled");
     ctx.metrics.reconciles.get_or_create(&ResultLabel { result }).inc();
@@ -142,6 +152,57 @@ async fn apply(o: &WasmPlugin, ctx: &Context) -> Result<Action> {
         }
         Ok(Action::requeue(backoff(bump_failures(ctx, &id))))
     }
+}
+
+/// The record of what serves, for `status.serving`.
+fn record(s: &Serving) -> Option<ServingRecord> {
+    Some(ServingRecord {
+        generation: s.generation?,
+        image_digest: s.resolved.module.image_digest.clone(),
+        module_sha256: s.resolved.module.module_sha256.clone(),
+        spec: serde_json::to_value(&s.object.spec).ok()?,
+    })
+}
+
+/// Puts the generation `status.serving` records back in place: its spec, its module fetched by
+/// digest (the cache may be empty) and checked against the recorded sha256. None when there is
+/// no record or it cannot be served (logged).
+async fn restore(o: &WasmPlugin, id: &str, ns: &str, ctx: &Context) -> Option<Serving> {
+    let record = o.status.as_ref()?.serving.clone()?;
+    let spec: WasmPluginSpec = match serde_json::from_value(record.spec.clone()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "status.serving.spec is not a WasmPlugin spec; nothing to restore");
+            return None;
+        }
+    };
+    let mut saved = o.clone();
+    saved.spec = spec;
+    saved.metadata.generation = Some(record.generation);
+    // Resolve exactly that module: the image by digest, the module by its sha256.
+    let mut pinned = saved.clone();
+    pinned.spec.sha256 = record.module_sha256.clone();
+    if let Some(digest) = &record.image_digest {
+        match ImageRef::parse(&saved.spec.url).and_then(|i| Ok(i.with_digest(&Digest::parse(digest)?))) {
+            Ok(image) => pinned.spec.url = format!("oci://{image}"),
+            Err(e) => {
+                tracing::warn!(error = %e, "status.serving: the recorded image cannot be pinned; nothing to restore");
+                return None;
+            }
+        }
+    }
+    let resolved = match resolve_module(&pinned, ns, ctx).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(generation = record.generation, error = %e, "the last good generation cannot be restored");
+            return None;
+        }
+    };
+    if let Err(e) = put_in_place(&saved, id, &resolved, None, ctx).await {
+        tracing::warn!(generation = record.generation, error = %e, "the last good generation is restored, not everywhere");
+    }
+    tracing::info!(generation = record.generation, "restored the last good generation from status.serving");
+    ctx.serving.borrow().get(id).cloned()
 }
 
 /// Puts a plugin that passed its checks in place: what it renders for Higress and Istio is
@@ -221,6 +282,9 @@ async fn cleanup(o: &WasmPlugin, ctx: &Context) -> Result<Action> {
     ctx.serving.send_modify(|m| {
         m.remove(&id);
     });
+    if let Ok(mut r) = ctx.reconciled.lock() {
+        r.insert(id.clone());
+    }
     ctx.metrics.serving.set(i64::try_from(ctx.serving.borrow().len()).unwrap_or(i64::MAX));
     if let Ok(mut m) = ctx.failures.lock() {
         m.remove(&id);

@@ -193,6 +193,8 @@ struct State {
 
 struct Shared {
     opts: XdsOptions,
+    /// While set, nodes connect and ask but get no response (see [`XdsServer::hold`]).
+    held: std::sync::atomic::AtomicBool,
     state: Mutex<State>,
     updates: watch::Sender<u64>,
     feedback: broadcast::Sender<Feedback>,
@@ -225,6 +227,7 @@ impl XdsServer {
         XdsServer {
             shared: Arc::new(Shared {
                 opts,
+                held: std::sync::atomic::AtomicBool::new(false),
                 state: Mutex::new(State::default()),
                 updates,
                 feedback,
@@ -295,6 +298,26 @@ impl XdsServer {
         drop(state);
         self.shared.updates.send_replace(version);
         Ok(version)
+    }
+
+    /// Holds every response until [`XdsServer::release`]: gateways connect and ask, and keep
+    /// what they run, while the caller rebuilds the full state (a restarted controller must not
+    /// push an empty or partial one).
+    pub fn hold(&self) {
+        self.shared.held.store(true, Ordering::SeqCst);
+    }
+
+    /// Ends [`XdsServer::hold`]: every connected node gets the current state.
+    pub fn release(&self) {
+        if self.shared.held.swap(false, Ordering::SeqCst) {
+            let version = self.shared.lock().version;
+            self.shared.updates.send_replace(version);
+        }
+    }
+
+    /// Whether responses are held.
+    pub fn is_held(&self) -> bool {
+        self.shared.held.load(Ordering::SeqCst)
     }
 
     /// The current version (0 before the first update).
@@ -625,6 +648,9 @@ impl Conn {
     /// stream is gone.
     async fn push(&mut self) -> bool {
         let Some(peer) = &self.peer else { return true };
+        if self.shared.held.load(Ordering::SeqCst) {
+            return true;
+        }
         let (plugins, version) = {
             let state = self.shared.lock();
             (Arc::clone(&state.plugins), state.version)
