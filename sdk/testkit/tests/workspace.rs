@@ -10,12 +10,21 @@ use std::process::Command;
 use serde_json::Value;
 use wasmplug_testkit::wasm::workspace_root;
 
-/// `cargo metadata` of the workspace, with the resolved dependency graph.
+/// The host's target triple (`rustc -vV`).
+fn host_triple() -> String {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let out = Command::new(rustc).arg("-vV").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.lines().find_map(|l| l.strip_prefix("host: ")).expect("rustc -vV names the host").trim().to_string()
+}
+
+/// `cargo metadata` of the workspace, with the dependency graph resolved for the host (so the
+/// sources of other platforms' dependencies need not be on disk).
 fn metadata() -> Value {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let out = Command::new(cargo)
         .current_dir(workspace_root())
-        .args(["metadata", "--format-version", "1", "--offline"])
+        .args(["metadata", "--format-version", "1", "--offline", "--filter-platform", &host_triple()])
         .output()
         .unwrap();
     assert!(out.status.success(), "cargo metadata: {}", String::from_utf8_lossy(&out.stderr));
