@@ -91,7 +91,7 @@ async fn apply(o: &WasmPlugin, ctx: &Context) -> Result<Action> {
     let generation = o.metadata.generation;
     let refused = (o.spec.url.starts_with("file://") && !ctx.options.allow_file_urls)
         .then(|| "url: file:// urls read the controller's own disk and are off in clusters".to_string());
-    let checked = pipeline::check(o, refused, || resolve_module(o, &ns, ctx)).await;
+    let checked = pipeline::check(o, refused, || resolve_module(o, &ns, ctx), &ctx.preflight).await;
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     let in_place = ctx.serving.borrow().get(&id).cloned();
     // A new process serves what `status.serving` recorded while the current generation is refused.
@@ -179,9 +179,13 @@ async fn restore(o: &WasmPlugin, id: &str, ns: &str, ctx: &Context) -> Option<Se
     let mut saved = o.clone();
     saved.spec = spec;
     saved.metadata.generation = Some(record.generation);
-    // Resolve exactly that module: the image by digest, the module by its sha256.
+    // Resolve exactly that module: the image by its manifest digest (what `sha256` means for an
+    // image), a file by the module's sha256; then the module's sha256 is checked either way.
     let mut pinned = saved.clone();
-    pinned.spec.sha256 = record.module_sha256.clone();
+    pinned.spec.sha256 = match &record.image_digest {
+        Some(d) => d.strip_prefix("sha256:").unwrap_or(d).to_string(),
+        None => record.module_sha256.clone(),
+    };
     if let Some(digest) = &record.image_digest {
         match ImageRef::parse(&saved.spec.url).and_then(|i| Ok(i.with_digest(&Digest::parse(digest)?))) {
             Ok(image) => pinned.spec.url = format!("oci://{image}"),
@@ -192,7 +196,12 @@ async fn restore(o: &WasmPlugin, id: &str, ns: &str, ctx: &Context) -> Option<Se
         }
     }
     let resolved = match resolve_module(&pinned, ns, ctx).await {
-        Ok(r) => r,
+        Ok(r) if r.module.module_sha256 == record.module_sha256 => r,
+        Ok(r) => {
+            let e = Error::DigestMismatch { expected: record.module_sha256.clone(), actual: r.module.module_sha256 };
+            tracing::warn!(generation = record.generation, error = %e, "the last good generation cannot be restored");
+            return None;
+        }
         Err(e) => {
             tracing::warn!(generation = record.generation, error = %e, "the last good generation cannot be restored");
             return None;

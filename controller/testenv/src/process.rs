@@ -1,0 +1,110 @@
+//! The controller binary as its own process against a [`TestCluster`](crate::TestCluster): the
+//! way it runs in a pod, so that a test can kill it with SIGKILL and start another one.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+use wasmplug_testkit::registry::free_port;
+
+use crate::gateway::Pki;
+
+/// Where one controller process listens; kept across restarts so that gateways reconnect.
+#[derive(Debug, Clone)]
+pub struct Ports {
+    pub xds: SocketAddr,
+    pub modules: SocketAddr,
+    pub metrics: SocketAddr,
+}
+
+impl Ports {
+    pub fn free() -> Ports {
+        let at = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+        Ports { xds: at(free_port()), modules: at(free_port()), metrics: at(free_port()) }
+    }
+}
+
+/// A running `wasmplug-controller` with its own, new cache directory. Killed (SIGKILL) on drop.
+pub struct ControllerProcess {
+    child: Child,
+    /// Its module cache, empty at start.
+    pub cache: TempDir,
+    log: PathBuf,
+    pub ports: Ports,
+    pub started: Instant,
+}
+
+impl ControllerProcess {
+    /// Starts `bin` in cluster mode: the servers' certificate from `pki` (a mounted TLS Secret's
+    /// files), `registry` trusted over plain HTTP. Returns once `/healthz` answers.
+    pub fn start(bin: &Path, kubeconfig: &Path, pki: &Pki, registry: &str, ports: &Ports) -> ControllerProcess {
+        let cache = tempfile::Builder::new().prefix("wasmplug-cache-").tempdir().unwrap();
+        let tls = cache.path().join("tls");
+        pki.server.write_dir(&tls).unwrap();
+        let log = cache.path().join("controller.log");
+        let out = std::fs::File::create(&log).unwrap();
+        let started = Instant::now();
+        let child = Command::new(bin)
+            .env("KUBECONFIG", kubeconfig)
+            .env("RUST_LOG", "info")
+            .args(["--xds-listen", &ports.xds.to_string(), "--modules-listen", &ports.modules.to_string()])
+            .args(["--modules-url", &format!("https://{}", ports.modules)])
+            .args(["--metrics-listen", &ports.metrics.to_string(), "--insecure-registry", registry])
+            .arg("--tls-dir")
+            .arg(&tls)
+            .arg("--cache-dir")
+            .arg(cache.path().join("modules"))
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        let mut p = ControllerProcess { child, cache, log, ports: ports.clone(), started };
+        p.wait("/healthz", |r| r.status == 200);
+        p
+    }
+
+    /// Waits until `path` on the metrics port answers what `ok` accepts.
+    pub fn wait(&mut self, path: &str, ok: impl Fn(&wasmplug_testkit::client::Response) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("the controller exited ({status}):\n{}", self.logs());
+            }
+            if wasmplug_testkit::client::get(self.ports.metrics.port(), path).is_ok_and(|r| ok(&r)) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{path} never answered as expected:\n{}", self.logs());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The value of a metric without labels, from `/metrics`.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let text = wasmplug_testkit::client::get(self.ports.metrics.port(), "/metrics").ok()?.text();
+        text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    }
+
+    /// SIGKILL: no shutdown code runs, as when a node or the OOM killer ends the pod.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ControllerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- controller log ---\n{}", self.logs());
+        }
+    }
+}
