@@ -58,6 +58,27 @@ pub enum Error {
     /// The managed CA's Secret is not what the controller keeps there.
     #[error("{what}: {problem}")]
     CaSecret { what: String, problem: &'static str },
+    /// The plugin refused its configuration, or failed, in the controller's pre-flight host.
+    #[error("pre-flight (the controller's proxy-wasm host): {}", preflight_summary(source))]
+    Preflight { source: std::sync::Arc<wasmplug_host::HostError> },
+}
+
+/// What a pre-flight refusal says in status: the callback and what the plugin logged, without
+/// wasmtime's backtrace.
+fn preflight_summary(e: &wasmplug_host::HostError) -> String {
+    match e {
+        wasmplug_host::HostError::Fault(f) => {
+            let what = match f.kind {
+                wasmplug_host::FaultKind::Timeout => "ran past its time budget".to_string(),
+                wasmplug_host::FaultKind::OutOfMemory => "outgrew its memory cap".to_string(),
+                wasmplug_host::FaultKind::Exit => "exited".to_string(),
+                _ => format!("trapped: {}", f.message.lines().next().unwrap_or_default()),
+            };
+            let logged = f.panic_message.as_ref().map(|m| format!("; it logged: {m}")).unwrap_or_default();
+            format!("{} {what}{logged}", f.phase)
+        }
+        other => other.to_string(),
+    }
 }
 
 /// What is wrong with an image pull secret.
@@ -104,6 +125,11 @@ impl Error {
             Error::PullSecret { .. } => "InvalidPullSecret",
             Error::Schema(_) => "InvalidSchema",
             Error::TargetUnavailable { .. } => "TargetUnavailable",
+            Error::Preflight { source } => match **source {
+                wasmplug_host::HostError::Refused { .. } => "PluginRefused",
+                wasmplug_host::HostError::Fault(_) | wasmplug_host::HostError::Usage { .. } => "PluginFailed",
+                _ => "InvalidModule",
+            },
             Error::Kube { .. }
             | Error::LeadershipLost { .. }
             | Error::Yaml { .. }

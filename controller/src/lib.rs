@@ -6,6 +6,7 @@ pub mod crd;
 pub mod error;
 pub mod operator;
 pub mod pipeline;
+pub mod preflight;
 pub mod render;
 pub mod resolve;
 pub mod standalone;

@@ -19,6 +19,7 @@ use clap::{Parser, ValueEnum};
 use wasmplug_controller::operator;
 use wasmplug_controller::operator::certificates::ManagedCa;
 use wasmplug_controller::operator::delivery::GatewayAuth;
+use wasmplug_controller::preflight::Limits;
 use wasmplug_controller::render::ModuleSource;
 use wasmplug_controller::standalone::{Options, run, summary};
 use wasmplug_controller::status::is_ready;
@@ -114,6 +115,15 @@ struct Args {
     /// The Lease's namespace (default: $POD_NAMESPACE, else wasmplug-system).
     #[arg(long)]
     leader_elect_namespace: Option<String>,
+    /// Deliver valid configs without starting them in the controller's proxy-wasm host first.
+    #[arg(long)]
+    no_preflight: bool,
+    /// The pre-flight VM's memory cap, in MiB.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    preflight_memory_mib: u64,
+    /// The pre-flight's time budget per plugin call, in milliseconds.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    preflight_timeout_ms: u64,
     /// Seconds a Lease holds without renewal.
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=300))]
     leader_elect_lease_duration: u64,
@@ -176,6 +186,7 @@ async fn cluster(args: Args, module_server: ModuleSource) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let preflight = preflight_limits(&args);
     let options = operator::Options {
         cache_dir: args.cache_dir.unwrap_or_else(|| PathBuf::from("/var/cache/wasmplug")),
         insecure_registries: args.insecure_registries,
@@ -193,6 +204,7 @@ async fn cluster(args: Args, module_server: ModuleSource) -> ExitCode {
             listener_address: args.gateway_listener.clone(),
             upstream_cluster: args.upstream_cluster.clone(),
         }),
+        preflight,
     };
     match operator::serve(client, options).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -201,6 +213,12 @@ async fn cluster(args: Args, module_server: ModuleSource) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The pre-flight's limits from the flags; `None` with `--no-preflight`.
+fn preflight_limits(args: &Args) -> Option<Limits> {
+    let memory = usize::try_from(args.preflight_memory_mib << 20).unwrap_or(usize::MAX);
+    (!args.no_preflight).then(|| Limits { memory, call_timeout: Duration::from_millis(args.preflight_timeout_ms) })
 }
 
 /// How gateways authenticate, from the flags.
@@ -249,7 +267,7 @@ async fn standalone(args: &Args, manifests: PathBuf, output: PathBuf, module_ser
             }
         }
     };
-    let opts = Options { manifests, output, cache, module_server };
+    let opts = Options { manifests, output, cache, module_server, preflight: preflight_limits(args) };
     match run(&opts).await {
         Ok(reports) => {
             print!("{}", summary(&reports));

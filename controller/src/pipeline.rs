@@ -1,13 +1,16 @@
 //! The checks both modes run on each object, in order: what the API server's rules refuse,
-//! resolving the module, then validating the configs against the module's schema. Each step
-//! runs only when the one before passed. The mode says how a module is resolved, renders what
+//! resolving the module, validating the configs against the module's schema, then the
+//! pre-flight (the plugin started on its configuration, [`crate::preflight`]). Each step runs
+//! only when the one before passed. The mode says how a module is resolved, renders what
 //! passed, and builds the status from [`Checked::facts`] plus what it knows besides.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use crate::config::{self, ConfigCheck};
 use crate::crd::WasmPlugin;
 use crate::error::Result;
+use crate::preflight::{Preflight, Verdict};
 use crate::resolve::Resolved;
 use crate::status::{self, Facts};
 
@@ -19,8 +22,11 @@ pub struct Checked {
     pub problems: Vec<String>,
     /// The module; None when the spec was refused.
     pub resolved: Option<Result<Resolved>>,
-    /// The configs against the module's schema; None when the module was not resolved.
+    /// The configs against the module's schema, then the pre-flight (a refusal is its error);
+    /// None when the module was not resolved.
     pub check: Option<Result<ConfigCheck>>,
+    /// What the pre-flight said of a valid config it did not refuse.
+    pub preflight: Option<Verdict>,
 }
 
 impl Checked {
@@ -47,6 +53,7 @@ impl Checked {
             problems: &self.problems,
             resolved: self.resolved.as_ref(),
             check: self.check.as_ref(),
+            preflight: self.preflight.as_ref(),
             ..Facts::default()
         }
     }
@@ -54,20 +61,36 @@ impl Checked {
 
 /// Checks `object`. `refused` is what this mode refuses besides the API server's rules;
 /// `resolve` gets the module of a spec that passed.
-pub async fn check<F, Fut>(object: &WasmPlugin, refused: impl IntoIterator<Item = String>, resolve: F) -> Checked
+pub async fn check<F, Fut>(
+    object: &WasmPlugin,
+    refused: impl IntoIterator<Item = String>,
+    resolve: F,
+    preflight: &Arc<Preflight>,
+) -> Checked
 where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<Resolved>>,
 {
     let mut problems = status::static_problems(&object.spec);
     problems.extend(refused);
-    let (resolved, check) = if problems.is_empty() {
+    let (mut resolved, mut check, mut verdict) = (None, None, None);
+    if problems.is_empty() {
         let namespace = object.metadata.namespace.as_deref().unwrap_or_default();
         let r = resolve().await;
-        let c = r.as_ref().ok().map(|r| config::check(&object.spec, namespace, r.schema.as_ref()));
-        (Some(r), c)
-    } else {
-        (None, None)
-    };
-    Checked { generation: object.metadata.generation, problems, resolved, check }
+        if let Ok(m) = &r {
+            let c = config::check(&object.spec, namespace, m.schema.as_ref());
+            check = Some(match c {
+                Ok(ConfigCheck::Valid) => match preflight.check(object, m).await {
+                    Ok(v) => {
+                        verdict = Some(v);
+                        Ok(ConfigCheck::Valid)
+                    }
+                    Err(e) => Err(e),
+                },
+                other => other,
+            });
+        }
+        resolved = Some(r);
+    }
+    Checked { generation: object.metadata.generation, problems, resolved, check, preflight: verdict }
 }

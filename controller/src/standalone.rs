@@ -7,6 +7,7 @@
 //! `<namespace>.<name>.status.yaml`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::Value;
@@ -16,6 +17,7 @@ use wasmplug_oci::Cache;
 use crate::crd::{Target, WasmPlugin, WasmPluginStatus};
 use crate::error::{Error, Result};
 use crate::pipeline;
+use crate::preflight::{Limits, Preflight};
 use crate::render::{self, ModuleSource, Plugin};
 use crate::resolve::{self, Resolved};
 use crate::status::{self, Facts};
@@ -27,6 +29,8 @@ pub struct Options {
     pub output: PathBuf,
     pub cache: Option<Cache>,
     pub module_server: ModuleSource,
+    /// The pre-flight host's limits; `None`: no pre-flight.
+    pub preflight: Option<Limits>,
 }
 
 /// One object's result.
@@ -106,6 +110,7 @@ pub async fn run(opts: &Options) -> Result<Vec<Report>> {
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     let mut reports = Vec::new();
     let mut envoy: Vec<(WasmPlugin, Resolved)> = Vec::new();
+    let preflight = Arc::new(opts.preflight.clone().map_or_else(Preflight::off, Preflight::new));
     for (file, entry) in objects {
         let (id, status) = match entry {
             Ok(wp) => {
@@ -113,7 +118,7 @@ pub async fn run(opts: &Options) -> Result<Vec<Report>> {
                 let id = format!("{ns}/{}", wp.metadata.name.as_deref().unwrap_or_default());
                 // Whatever resolving logs (registry retries) names the object.
                 let span = tracing::info_span!("object", plugin = %id);
-                let status = object(opts, &modules, wp, &now, &mut envoy).instrument(span).await?;
+                let status = object(opts, &modules, wp, &now, &mut envoy, &preflight).instrument(span).await?;
                 (id, status)
             }
             Err((id, reason)) => {
@@ -139,8 +144,9 @@ async fn object(
     wp: WasmPlugin,
     now: &Time,
     envoy: &mut Vec<(WasmPlugin, Resolved)>,
+    preflight: &Arc<Preflight>,
 ) -> Result<WasmPluginStatus> {
-    let checked = pipeline::check(&wp, None, || resolve::resolve(&wp.spec, opts.cache.as_ref())).await;
+    let checked = pipeline::check(&wp, None, || resolve::resolve(&wp.spec, opts.cache.as_ref()), preflight).await;
     let st = status::build(checked.facts(), now);
     let ns = wp.metadata.namespace.as_deref().unwrap_or_default();
     let stem = format!("{ns}.{}", wp.metadata.name.as_deref().unwrap_or_default());

@@ -70,6 +70,8 @@ pub struct Facts<'a> {
     pub serving: Option<Option<i64>>,
     /// Delivery to gateways, when they are served.
     pub programmed: Option<Condition>,
+    /// What the pre-flight said of a valid config (none: not run).
+    pub preflight: Option<&'a crate::preflight::Verdict>,
     /// What serves (for `status.serving`).
     pub serving_record: Option<crate::crd::ServingRecord>,
     /// The status written before: conditions whose status did not change keep their
@@ -103,7 +105,14 @@ pub fn build(facts: Facts<'_>, now: &Time) -> WasmPluginStatus {
     };
     let valid = match facts.check {
         None => c(condition::CONFIG_VALID, None, "NotChecked", "the module was not resolved".into()),
-        Some(Ok(ConfigCheck::Valid)) => c(condition::CONFIG_VALID, Some(true), "Valid", String::new()),
+        Some(Ok(ConfigCheck::Valid)) => {
+            let message = match facts.preflight {
+                Some(crate::preflight::Verdict::Passed) => "schema and pre-flight passed".into(),
+                Some(crate::preflight::Verdict::NotRun(why)) => format!("schema passed; {why}"),
+                None => String::new(),
+            };
+            c(condition::CONFIG_VALID, Some(true), "Valid", message)
+        }
         Some(Ok(ConfigCheck::NoSchema)) => c(
             condition::CONFIG_VALID,
             Some(false),

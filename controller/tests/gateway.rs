@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use serde_json::json;
+use wasmplug_controller::operator;
 use wasmplug_oci::{ImageRef, PullPolicy};
 use wasmplug_testenv::gateway::{Gateway, KeepAlive, wait_for};
 use wasmplug_testenv::system::{System, TIMEOUT};
@@ -42,17 +43,25 @@ fn kubectl_to_envoy_edit_nack_order_and_delete() {
     assert_eq!(conn.get("/other").unwrap().0, 403, "the keep-alive connection sees the edit");
     sys.condition("block", "Programmed", |c| c.status == "True" && c.message.contains("generation 2"));
 
-    // 3. A config the schema allows but the plugin refuses (a bad regex): Envoy NACKs, status
-    // carries Envoy's detail, and the previous config keeps serving.
+    // 3. A config the schema allows but the plugin refuses (a bad regex): the controller's
+    // pre-flight starts the plugin on it and the plugin refuses it. Status carries the plugin's
+    // own message, no gateway gets it, and the previous config keeps serving.
     sys.patch("block", json!({ "defaultConfig": { "block_urls": ["/other"], "block_regexp_urls": ["("] } }));
-    let nack = sys.condition("block", "Programmed", |c| c.status == "False");
-    assert_eq!(nack.reason, "Rejected");
-    assert!(nack.message.contains("gw-1") && nack.message.contains("generation 3"), "{nack:?}");
-    assert!(nack.message.contains("Unable to create Wasm"), "Envoy's detail: {nack:?}");
+    let refused = sys.condition("block", "ConfigValid", |c| c.status == "False");
+    assert_eq!(refused.reason, "PluginRefused", "{refused:?}");
+    assert!(refused.message.contains("block_regexp_urls[0]"), "the plugin's message: {refused:?}");
+    let ready = sys.condition("block", "Ready", |_| true);
+    assert!(ready.message.contains("generation 2"), "what serves: {ready:?}");
     for _ in 0..3 {
         assert_eq!(gw.get("/other").status, 403, "generation 2 keeps serving");
         assert_eq!(conn.get("/fine").unwrap().0, 200);
     }
+    // The same refusal for a plugin no gateway has loaded yet: nothing is delivered.
+    sys.create("fresh", json!({ "url": block, "defaultConfig": { "block_regexp_urls": ["("] } }));
+    let refused = sys.condition("fresh", "ConfigValid", |c| c.status == "False");
+    assert_eq!(refused.reason, "PluginRefused", "{refused:?}");
+    assert!(!gw.http_filters().contains(&"gw.fresh".to_string()), "{:?}", gw.http_filters());
+    sys.delete("fresh");
 
     // 5. A second plugin in an earlier phase runs first (the order in Envoy's chain).
     // (A merge patch: null removes the key.)
@@ -141,4 +150,21 @@ fn gateway_feedback_sends_no_registry_requests() {
     let asked = manifests() - before;
     assert_eq!(asked, edits * per_resolve, "one resolve per edit, none for the gateway's feedback");
     assert_eq!(gw.get("/").text(), "upstream ok", "the last edit (mockEnable false) is what the gateway runs");
+}
+
+#[test]
+fn with_preflight_off_envoy_refuses_and_status_carries_its_nack() {
+    let sys = System::start_with(|o: &mut operator::Options| o.preflight = None);
+    let block = sys.push("plugins/request-block", "request-block");
+    let gw = sys.gateway("gw-1", &[], None);
+    sys.create("block", json!({ "url": block, "defaultConfig": { "block_urls": ["/blocked"] } }));
+    until("the plugin", &gw, || gw.get("/blocked").status == 403);
+    sys.patch("block", json!({ "defaultConfig": { "block_regexp_urls": ["("] } }));
+    let nack = sys.condition("block", "Programmed", |c| c.status == "False");
+    assert_eq!(nack.reason, "Rejected");
+    assert!(nack.message.contains("gw-1") && nack.message.contains("generation 2"), "{nack:?}");
+    assert!(nack.message.contains("Unable to create Wasm"), "Envoy's detail: {nack:?}");
+    let valid = sys.condition("block", "ConfigValid", |c| c.status == "True");
+    assert!(valid.message.contains("pre-flight is off"), "{valid:?}");
+    assert_eq!(gw.get("/blocked").status, 403, "generation 1 keeps serving");
 }

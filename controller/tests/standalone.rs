@@ -73,6 +73,7 @@ async fn renders_ready_plugins_and_reports_each_failure() {
         output: out.clone(),
         cache: None,
         module_server: ModuleSource::default(),
+        preflight: Some(Default::default()),
     };
     let reports = run(&opts).await.unwrap();
     let ids: Vec<&str> = reports.iter().map(|r| r.id.as_str()).collect();

@@ -371,12 +371,14 @@ impl Demo {
         let original = objects[0]["spec"]["defaultConfig"]["block_regexp_urls"].clone();
         let bad = json!({ "spec": { "defaultConfig": { "block_regexp_urls": ["("] } } });
         println!("   PATCH request-block {bad}");
-        println!("   (the schema allows any string, so the API server and the controller accept it)");
+        println!("   (the schema allows any string; the controller's pre-flight starts the plugin with it,");
+        println!("   the plugin refuses it, and no gateway gets it)");
         self.patch(&api, "request-block", &bad)?;
-        match self.wait_one(&api, "request-block", |o| condition(o, "Programmed").is_some_and(|c| c.0 == "False")) {
+        let refused = |o: &Value| condition(o, "ConfigValid").is_some_and(|c| c.0 == "False" && c.1 == "PluginRefused");
+        match self.wait_one(&api, "request-block", refused) {
             Ok(o) => {
+                print_condition(&o, "ConfigValid");
                 print_condition(&o, "Ready");
-                print_condition(&o, "Programmed");
             }
             Err(e) => self.fail(e),
         }

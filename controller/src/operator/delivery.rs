@@ -17,6 +17,7 @@ use wasmplug_xds::{ServerTls, TlsMaterial, Transport, XdsOptions, XdsServer};
 
 use super::Serving;
 use super::metrics::Metrics;
+use super::warm::Warm;
 use crate::crd::{Target, WasmPlugin, condition};
 use crate::error::{Error, Result};
 use crate::render::{ModuleSource, Plugin};
@@ -68,6 +69,16 @@ impl Default for DeliveryOptions {
 /// Filter name → (plugin, the generation its current filter came from).
 type Delivered = HashMap<String, (ObjectRef<WasmPlugin>, Option<i64>)>;
 
+/// What was last published for one plugin: its filter, where the filter came from, its module.
+#[derive(Debug, Clone)]
+struct Published {
+    filter: PluginFilter,
+    owner: ObjectRef<WasmPlugin>,
+    generation: Option<i64>,
+    sha256: String,
+    path: PathBuf,
+}
+
 /// The running servers and what was delivered.
 #[derive(Debug)]
 pub struct Delivery {
@@ -77,6 +88,9 @@ pub struct Delivery {
     module_server: ModuleSource,
     pub xds_addr: SocketAddr,
     delivered: Mutex<Delivered>,
+    /// Filter name → what was last published for it.
+    published: Mutex<HashMap<String, Published>>,
+    warm: Warm,
 }
 
 /// The filter name of a plugin in Envoy (also its ECDS resource name).
@@ -95,13 +109,12 @@ pub fn plugin_filter(s: &Serving, server: &ModuleSource) -> PluginFilter {
     }
 }
 
-/// The plugins for Envoy in chain order, and the modules they use (sha256 hex → file).
-pub fn snapshot(serving: &BTreeMap<String, Serving>) -> (Vec<&Serving>, Vec<(String, PathBuf)>) {
+/// The plugins for Envoy in chain order.
+fn for_envoy(serving: &BTreeMap<String, Serving>) -> Vec<&Serving> {
     let mut envoy: Vec<&Serving> =
         serving.values().filter(|s| s.object.spec.effective_targets().contains(&Target::Envoy)).collect();
     envoy.sort_by_cached_key(|s| Plugin { object: &s.object, module: &s.resolved.module }.chain_key());
-    let modules = envoy.iter().map(|s| (s.resolved.module.module_sha256.clone(), s.resolved.path.clone())).collect();
-    (envoy, modules)
+    envoy
 }
 
 impl Delivery {
@@ -158,28 +171,65 @@ impl Delivery {
             module_server: module_server.clone(),
             xds_addr,
             delivered: Mutex::new(HashMap::new()),
+            published: Mutex::new(HashMap::new()),
+            warm: Warm::default(),
         })
     }
 
     /// Publishes what is serving: modules first (so a gateway can fetch what it is told about),
-    /// then the filters.
+    /// then the filters. A plugin whose module the module server cannot serve keeps the filter
+    /// published before (none if there was none).
     /// Returns the plugins whose delivered generation changed (their Programmed condition is due).
     pub fn publish(&self, serving: &BTreeMap<String, Serving>) -> Result<Vec<ObjectRef<WasmPlugin>>> {
-        let (plugins, modules) = snapshot(serving);
-        self.modules.set_modules(modules);
-        let filters: Vec<PluginFilter> = plugins.iter().map(|s| plugin_filter(s, &self.module_server)).collect();
+        let chosen = self.servable(for_envoy(serving));
+        self.modules.set_modules(chosen.iter().map(|p| (p.sha256.clone(), p.path.clone())));
+        let filters: Vec<PluginFilter> = chosen.iter().map(|p| p.filter.clone()).collect();
         let version =
             self.xds.update(filters).map_err(|source| Error::Xds { what: "the gateways' plugins".into(), source })?;
         tracing::debug!(version, "published to gateways");
         let mut changed = Vec::new();
         if let Ok(mut d) = self.delivered.lock() {
             let next: Delivered =
-                plugins.iter().map(|s| (filter_name(&s.object), (ObjectRef::from(&s.object), s.generation))).collect();
+                chosen.iter().map(|p| (p.filter.name.clone(), (p.owner.clone(), p.generation))).collect();
             changed.extend(next.iter().filter(|(k, v)| d.get(*k) != Some(v)).map(|(_, (o, _))| o.clone()));
             changed.extend(d.iter().filter(|(k, _)| !next.contains_key(*k)).map(|(_, (o, _))| o.clone()));
             *d = next;
         }
         Ok(changed)
+    }
+
+    /// For each plugin, in order: its filter when its module can be served, else the one
+    /// published before when that one's module still can.
+    fn servable(&self, plugins: Vec<&Serving>) -> Vec<Published> {
+        let Ok(mut published) = self.published.lock() else { return Vec::new() };
+        let mut chosen = Vec::with_capacity(plugins.len());
+        for s in plugins {
+            let name = filter_name(&s.object);
+            let (sha256, path) = (&s.resolved.module.module_sha256, &s.resolved.path);
+            if self.warm.servable(sha256, path) {
+                let p = Published {
+                    filter: plugin_filter(s, &self.module_server),
+                    owner: ObjectRef::from(&s.object),
+                    generation: s.generation,
+                    sha256: sha256.clone(),
+                    path: path.clone(),
+                };
+                published.insert(name, p.clone());
+                chosen.push(p);
+                continue;
+            }
+            let previous = published.get(&name).filter(|p| self.warm.servable(&p.sha256, &p.path)).cloned();
+            tracing::warn!(
+                plugin = %name,
+                module = %path.display(),
+                kept = ?previous.as_ref().map(|p| p.generation),
+                "the module cannot be served (missing or not what its sha256 says): its new filter is held back"
+            );
+            chosen.extend(previous);
+        }
+        let names: std::collections::HashSet<&str> = chosen.iter().map(|p| p.filter.name.as_str()).collect();
+        published.retain(|k, _| names.contains(k.as_str()));
+        chosen
     }
 
     /// The plugin a filter belongs to.

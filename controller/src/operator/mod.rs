@@ -11,6 +11,7 @@ mod programmed;
 pub mod pull_secret;
 mod reconcile;
 pub mod targets;
+mod warm;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -54,6 +55,8 @@ pub struct Options {
     pub leader_election: Option<leader::Election>,
     /// Serve xDS and modules to Envoy gateways.
     pub delivery: Option<delivery::DeliveryOptions>,
+    /// The pre-flight host's limits; `None`: no pre-flight (`--no-preflight`).
+    pub preflight: Option<crate::preflight::Limits>,
 }
 
 impl Default for Options {
@@ -69,6 +72,7 @@ impl Default for Options {
             resync: Duration::from_secs(600),
             leader_election: None,
             delivery: None,
+            preflight: Some(crate::preflight::Limits::default()),
         }
     }
 }
@@ -104,6 +108,8 @@ pub struct Context {
     events: AtomicBool,
     /// The xDS and module servers, when gateways are served.
     pub delivery: Option<Arc<delivery::Delivery>>,
+    /// Every valid config starts here before a gateway gets it.
+    pub preflight: Arc<crate::preflight::Preflight>,
     /// Plugins whose Programmed condition is due (gateway feedback, deliveries, status writes).
     programmed: programmed::Due,
     programmed_rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<kube::runtime::reflector::ObjectRef<WasmPlugin>>>>,
@@ -122,7 +128,12 @@ impl Context {
         let cache = Cache::new(&options.cache_dir, registry.clone())?;
         let reporter = Reporter { controller: "wasmplug-controller".into(), instance: std::env::var("POD_NAME").ok() };
         let (programmed, programmed_rx) = tokio::sync::mpsc::unbounded_channel();
+        let preflight = Arc::new(match &options.preflight {
+            Some(limits) => crate::preflight::Preflight::new(limits.clone()),
+            None => crate::preflight::Preflight::off(),
+        });
         Ok(Context {
+            preflight,
             recorder: Recorder::new(client.clone(), reporter),
             client,
             cache,

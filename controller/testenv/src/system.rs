@@ -42,6 +42,11 @@ pub struct System {
 
 impl System {
     pub fn start() -> System {
+        System::start_with(|_| {})
+    }
+
+    /// [`System::start`] with the controller's options changed by `tweak`.
+    pub fn start_with(tweak: impl FnOnce(&mut operator::Options)) -> System {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
             .with_test_writer()
@@ -70,6 +75,8 @@ impl System {
             }),
             ..Default::default()
         };
+        let mut options = options;
+        tweak(&mut options);
         let client = cluster.client();
         let ctx = rt.block_on(async { Context::new(client.clone(), options).unwrap().start_delivery().await.unwrap() });
         let ctx = Arc::new(ctx);
@@ -89,18 +96,7 @@ impl System {
     }
 
     pub fn push(&self, repo: &str, crate_name: &str) -> String {
-        let host = self.registry.host.clone();
-        let module = std::fs::read(wasmplug_testkit::wasm::plugin_module(crate_name)).unwrap();
-        self.rt.block_on(async {
-            let registry =
-                Registry::new(RegistryConfig { insecure_registries: vec![host.clone()], ..Default::default() })
-                    .unwrap();
-            let image = ImageRef::parse(&format!("{host}/{repo}:v1")).unwrap();
-            let built =
-                build_image(&PluginPackage::from_module("plugin.wasm", module).unwrap(), PushFormat::Higress).unwrap();
-            push(&registry, &image, &built, &|_, _| {}).await.unwrap();
-        });
-        format!("oci://{host}/{repo}:v1")
+        self.rt.block_on(push_plugin(&self.registry.host, repo, crate_name))
     }
 
     /// `url` (from [`System::push`]) through the counting proxy, whose `requests` then show what
@@ -161,4 +157,16 @@ impl System {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// Pushes the workspace plugin `crate_name` as `{host}/{repo}:v1` (Higress's format) and returns
+/// its `oci://` url.
+pub async fn push_plugin(host: &str, repo: &str, crate_name: &str) -> String {
+    let module = std::fs::read(wasmplug_testkit::wasm::plugin_module(crate_name)).unwrap();
+    let registry =
+        Registry::new(RegistryConfig { insecure_registries: vec![host.to_string()], ..Default::default() }).unwrap();
+    let image = ImageRef::parse(&format!("{host}/{repo}:v1")).unwrap();
+    let built = build_image(&PluginPackage::from_module("plugin.wasm", module).unwrap(), PushFormat::Higress).unwrap();
+    push(&registry, &image, &built, &|_, _| {}).await.unwrap();
+    format!("oci://{host}/{repo}:v1")
 }

@@ -75,6 +75,9 @@ pub struct Fault {
     pub message: String,
     /// The last critical log line before the trap: the panic message of Rust SDKs.
     pub panic_message: Option<String>,
+    /// A WASI function the host does not provide that the plugin called before the fault (it was
+    /// answered `ENOSYS`): the fault may be the host's gap rather than the plugin's.
+    pub unsupported_wasi: Option<String>,
 }
 
 impl fmt::Display for Fault {
@@ -82,6 +85,9 @@ impl fmt::Display for Fault {
         write!(f, "plugin `{}` failed in {} ({:?}): {}", self.plugin, self.phase, self.kind, self.message)?;
         if let Some(panic) = &self.panic_message {
             write!(f, "; it logged: {panic}")?;
+        }
+        if let Some(name) = &self.unsupported_wasi {
+            write!(f, "; it called the WASI function `{name}`, which this host answers ENOSYS")?;
         }
         Ok(())
     }

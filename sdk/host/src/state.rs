@@ -122,6 +122,8 @@ pub struct HostState {
     pub log_level: LogLevel,
     pub logs: Vec<LogRecord>,
     pub last_critical: Option<String>,
+    /// The first WASI function the host does not provide that the plugin called (answered `ENOSYS`).
+    pub unsupported_wasi: Option<String>,
     pub tick_period: Option<Duration>,
     pub clock_offset: Duration,
     pub frozen_clock: Option<SystemTime>,

@@ -105,6 +105,20 @@ impl Plugin {
         &self.inner.name
     }
 
+    /// The same compiled module under another plugin name, with its own shared data: no
+    /// compilation (one module, many plugins).
+    pub fn with_name(&self, name: impl Into<String>) -> Plugin {
+        let inner = &self.inner;
+        Plugin {
+            inner: Arc::new(PluginInner {
+                name: name.into(),
+                engine: inner.engine.clone(),
+                pre: inner.pre.clone(),
+                shared: Shared::default(),
+            }),
+        }
+    }
+
     /// Starts a VM: instantiate, `_initialize`, `proxy_on_vm_start`, the root context and
     /// `proxy_on_configure`. A refused configuration or a fault is an error, as Envoy
     /// refuses such a filter.
@@ -312,6 +326,7 @@ impl Vm {
             log_level: settings.log_level,
             logs: Vec::new(),
             last_critical: None,
+            unsupported_wasi: None,
             tick_period: None,
             clock_offset: Duration::ZERO,
             frozen_clock: None,
@@ -473,6 +488,7 @@ impl Vm {
             kind,
             message,
             panic_message: state.last_critical.clone(),
+            unsupported_wasi: state.unsupported_wasi.clone(),
         }
     }
 

@@ -140,7 +140,9 @@ pub fn stub_missing(linker: &mut Linker<HostState>, module: &Module) -> wasmtime
             continue;
         }
         let results: Vec<_> = ty.results().collect();
-        linker.func_new(MODULE, import.name(), ty, move |_caller, _params, out| {
+        let name = import.name().to_string();
+        linker.func_new(MODULE, import.name(), ty, move |mut caller, _params, out| {
+            caller.data_mut().unsupported_wasi.get_or_insert_with(|| name.clone());
             for (slot, ty) in out.iter_mut().zip(&results) {
                 *slot = match ty {
                     wasmtime::ValType::I64 => Val::I64(i64::from(ERRNO_NOSYS)),

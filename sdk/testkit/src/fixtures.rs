@@ -3,6 +3,30 @@
 /// A minimal proxy-wasm module whose `proxy_on_request_headers` body is `request_headers`
 /// (a wat instruction sequence leaving an i32 action on the stack).
 pub fn module(request_headers: &str) -> String {
+    module_with("(i32.const 1)", request_headers)
+}
+
+/// The same module with `configure` as the body of `proxy_on_configure` (leaving the i32 it
+/// returns: 1 accepts the configuration).
+pub fn configure_module(configure: &str) -> String {
+    module_with(configure, OK)
+}
+
+/// A module whose `proxy_on_configure` calls WASI's `fd_prestat_get` (which the host answers
+/// `ENOSYS`) and traps unless it got `EBADF`, as Go's runtime does when it scans pre-opened
+/// directories.
+pub const UNSUPPORTED_WASI: &str = r#"(module
+  (import "wasi_snapshot_preview1" "fd_prestat_get" (func $prestat (param i32 i32) (result i32)))
+  (memory (export "memory") 2)
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "proxy_on_memory_allocate") (param i32) (result i32) (i32.const 4096))
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_configure") (param i32 i32) (result i32)
+    (if (i32.ne (call $prestat (i32.const 3) (i32.const 1024)) (i32.const 8)) (then unreachable))
+    (i32.const 1))
+)"#;
+
+fn module_with(configure: &str, request_headers: &str) -> String {
     format!(
         r#"(module
   (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
@@ -17,7 +41,8 @@ pub fn module(request_headers: &str) -> String {
     (local.get $p))
   (func (export "proxy_on_context_create") (param i32 i32))
   (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
-  (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_configure") (param i32 i32) (result i32)
+    {configure})
   (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
     {request_headers})
   (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) (i32.const 0))
