@@ -11,7 +11,7 @@ WASM_PACKAGES := $(addprefix -p ,$(PLUGINS)) -p raw-hello -p raw-headers -p sdk-
 PLUGIN_TEST_PACKAGES := $(PLUGINS) sdk-probe raw-hello raw-headers wasmplug-sdk-build
 ENVOY_TEST_PACKAGES := $(PLUGIN_TEST_PACKAGES) wasmplug-host wasmplug-xds
 
-.PHONY: generated check-generated helm-tools tools envoy registry-tools apiserver-tools wasm test lint unit plugins host xds bench-host demo demo-check demo-static bench-size bench-throughput bench bench-oci bench-xds bench-controller bench-gateway
+.PHONY: generated check-generated helm-tools tools envoy registry-tools apiserver-tools wasm test lint unit plugins host xds bench-host demo demo-check demo-static bench-size bench-throughput bench bench-oci bench-xds bench-controller bench-gateway bench-preflight bench-restart
 
 tools: envoy
 	rustup target add wasm32-wasip1 >/dev/null
@@ -152,3 +152,16 @@ bench-gateway: apiserver-tools registry-tools wasm
 	APISERVER_BIN=$$(controller/testenv/install-apiserver.sh | tail -1) WASMPLUG_SKIP_WASM_BUILD=1 \
 		ENVOY_BIN=$(abspath $(ENVOY)) $(CARGO) bench -q -p wasmplug-controller --bench gateway > controller/bench/gateway.md
 	cat controller/bench/gateway.md
+
+# The controller's pre-flight: first check (compiles the module), then the cost per configuration.
+bench-preflight: wasm
+	mkdir -p controller/bench
+	WASMPLUG_SKIP_WASM_BUILD=1 $(CARGO) bench -q -p wasmplug-controller --bench preflight > controller/bench/preflight.md
+	cat controller/bench/preflight.md
+
+# The controller binary SIGKILLed and restarted with an empty cache: time until it serves again.
+bench-restart: apiserver-tools registry-tools wasm
+	mkdir -p controller/bench
+	APISERVER_BIN=$$(controller/testenv/install-apiserver.sh | tail -1) WASMPLUG_SKIP_WASM_BUILD=1 \
+		ENVOY_BIN=$(abspath $(ENVOY)) $(CARGO) bench -q -p wasmplug-controller --bench restart > controller/bench/restart.md
+	cat controller/bench/restart.md

@@ -214,6 +214,8 @@ fn service_has_named_ports_and_the_deployment_wires_the_controller_flags() {
             "--xds-listen=0.0.0.0:18000",
             "--concurrency=4",
             "--log-format=json",
+            "--preflight-memory-mib=64",
+            "--preflight-timeout-ms=1000",
             "--tls-ca-secret=wasmplug-ca",
             "--tls-server-name=wasmplug.wasmplug-system.svc",
             "--tls-server-name=wasmplug.wasmplug-system.svc.cluster.local",
@@ -221,6 +223,11 @@ fn service_has_named_ports_and_the_deployment_wires_the_controller_flags() {
             "--tls-server-name=wasmplug",
         ]
     );
+    let off = docs(&template(&["--set", "controller.preflight.enabled=false"]));
+    let off_args = &one(&off, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"];
+    let off_args: Vec<&str> = off_args.as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    assert!(off_args.contains(&"--no-preflight"), "{off_args:?}");
+    assert!(!off_args.iter().any(|a| a.starts_with("--preflight-")), "{off_args:?}");
     assert_eq!(
         c["env"],
         json!([

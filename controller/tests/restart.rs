@@ -4,7 +4,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -12,10 +11,9 @@ use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::json;
 use wasmplug_controller::WasmPlugin;
-use wasmplug_envoy::bootstrap::{BootstrapOptions, envoy_bootstrap};
 use wasmplug_testenv::TestCluster;
-use wasmplug_testenv::gateway::{Gateway, Pki, wait_for};
-use wasmplug_testenv::process::{ControllerProcess, Ports};
+use wasmplug_testenv::gateway::{Pki, wait_for};
+use wasmplug_testenv::process::{ControllerProcess, Ports, gateway};
 use wasmplug_testenv::system::push_plugin;
 use wasmplug_testkit::registry::{Options, TestRegistry};
 use wasmplug_testkit::upstream::Upstream;
@@ -24,22 +22,6 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_wasmplug-controller"))
-}
-
-fn gateway(pki: &Pki, ports: &Ports, upstream: &Upstream) -> Gateway {
-    let bootstrap = envoy_bootstrap(&BootstrapOptions {
-        xds: ports.xds.to_string(),
-        node: "gw-1".into(),
-        labels: BTreeMap::new(),
-        upstream: Some(format!("http://127.0.0.1:{}", upstream.port())),
-        listen_address: None,
-        listen_port: 0,
-        admin_port: 0,
-        modules: ports.modules.to_string(),
-        tls: Some(pki.gateway_files("gw-1")),
-    })
-    .unwrap();
-    Gateway::start(&bootstrap)
 }
 
 fn status(rt: &tokio::runtime::Runtime, api: &Api<WasmPlugin>) -> serde_json::Value {
@@ -62,7 +44,7 @@ fn sigkill_while_refused_then_empty_cache_serves_the_last_good_generation() {
 
     // Generation 1 serves.
     let first = ControllerProcess::start(bin(), cluster.kubeconfig_path(), &pki, &registry.host, &ports);
-    let gw = gateway(&pki, &ports, &upstream);
+    let gw = gateway(&pki, &ports, upstream.port(), "gw-1");
     let wp: WasmPlugin = serde_json::from_value(json!({
         "apiVersion": "wasmplug.io/v1alpha1", "kind": "WasmPlugin",
         "metadata": { "name": "block", "namespace": "gw" },
@@ -115,7 +97,7 @@ fn sigkill_while_refused_then_empty_cache_serves_the_last_good_generation() {
 
     // A gateway that starts now, from nothing, gets generation 1 from the new process.
     drop(gw);
-    let fresh = gateway(&pki, &ports, &upstream);
+    let fresh = gateway(&pki, &ports, upstream.port(), "gw-1");
     wait_for(TIMEOUT, || fresh.get("/blocked").status == 403)
         .unwrap_or_else(|| panic!("a new gateway never got gen 1\n{}\n{}", second.logs(), fresh.logs()));
     assert_eq!(fresh.get("/fine").status, 200);

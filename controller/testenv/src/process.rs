@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use wasmplug_testkit::registry::free_port;
 
-use crate::gateway::Pki;
+use crate::gateway::{Gateway, Pki};
+use wasmplug_envoy::bootstrap::{BootstrapOptions, envoy_bootstrap};
 
 /// Where one controller process listens; kept across restarts so that gateways reconnect.
 #[derive(Debug, Clone)]
@@ -25,6 +26,24 @@ impl Ports {
         let at = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
         Ports { xds: at(free_port()), modules: at(free_port()), metrics: at(free_port()) }
     }
+}
+
+/// An Envoy gateway `node` (no labels) bootstrapped to the controller at `ports` with its
+/// certificate from `pki`, routing to `upstream_port`.
+pub fn gateway(pki: &Pki, ports: &Ports, upstream_port: u16, node: &str) -> Gateway {
+    let bootstrap = envoy_bootstrap(&BootstrapOptions {
+        xds: ports.xds.to_string(),
+        node: node.into(),
+        labels: Default::default(),
+        upstream: Some(format!("http://127.0.0.1:{upstream_port}")),
+        listen_address: None,
+        listen_port: 0,
+        admin_port: 0,
+        modules: ports.modules.to_string(),
+        tls: Some(pki.gateway_files(node)),
+    })
+    .unwrap();
+    Gateway::start(&bootstrap)
 }
 
 /// A running `wasmplug-controller` with its own, new cache directory. Killed (SIGKILL) on drop.
