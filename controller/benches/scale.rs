@@ -38,6 +38,7 @@ impl Controller {
         registry: &str,
         namespace: &str,
         concurrency: u16,
+        tls: &std::path::Path,
     ) -> Self {
         let metrics = wasmplug_testkit::registry::free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_wasmplug-controller"))
@@ -47,6 +48,8 @@ impl Controller {
             .args(["--insecure-registry", registry, "--watch-namespace", namespace])
             .args(["--concurrency", &concurrency.to_string()])
             .args(["--xds-listen", "127.0.0.1:0", "--modules-listen", "127.0.0.1:0"])
+            .arg("--tls-dir")
+            .arg(tls)
             .arg("--cache-dir")
             .arg(cache)
             .stdout(Stdio::null())
@@ -153,6 +156,9 @@ async fn main() {
 
     // Ten distinct images (same module, different README), pushed and cached.
     let cache_dir = tempfile::tempdir().unwrap();
+    // The servers' certificate, as a mounted TLS Secret (gateways are not part of this bench).
+    let tls = cache_dir.path().join("tls");
+    wasmplug_testenv::gateway::Pki::new().server.write_dir(&tls).unwrap();
     let registry =
         Registry::new(RegistryConfig { insecure_registries: vec![host.clone()], ..Default::default() }).unwrap();
     let cache = Cache::new(cache_dir.path(), registry.clone()).unwrap();
@@ -176,7 +182,7 @@ async fn main() {
     for concurrency in [1u16, 4, 16] {
         let namespace = format!("bench-c{concurrency}");
         let created = create_all(&client, &namespace, &host).await;
-        let controller = Controller::start(&cluster, cache_dir.path(), &host, &namespace, concurrency);
+        let controller = Controller::start(&cluster, cache_dir.path(), &host, &namespace, concurrency, &tls);
         let took = converge(&client, &namespace, &controller).await;
         let rss = controller.peak_rss_kb();
         let cpu = controller.cpu();

@@ -21,8 +21,8 @@ use crate::error::{Error, Result};
 use crate::render::{ModuleSource, Plugin};
 use crate::resolve::Resolved;
 
-/// Compiled modules kept (by sha256); the oldest one goes first when full.
-const MODULES_KEPT: usize = 32;
+/// Compiled modules kept (by sha256; a few MB each); the least recently used goes first when full.
+const MODULES_KEPT: usize = 16;
 /// Results kept; all are dropped when full (a result is cheap to redo once compiled).
 const RESULTS_KEPT: usize = 20_000;
 
@@ -159,9 +159,14 @@ impl Preflight {
 
     /// The compiled module of `sha`, compiled from `path` the first time.
     fn module(&self, sha: &str, path: &std::path::Path) -> std::result::Result<HostPlugin, HostError> {
-        if let Some(p) = self.modules.lock().ok().and_then(|m| m.iter().find(|(s, _)| s == sha).map(|(_, p)| p.clone()))
+        if let Ok(mut m) = self.modules.lock()
+            && let Some(i) = m.iter().position(|(s, _)| s == sha)
         {
-            return Ok(p);
+            // Most recently used last.
+            let entry = m.remove(i);
+            let plugin = entry.1.clone();
+            m.push(entry);
+            return Ok(plugin);
         }
         let plugin = HostPlugin::load(sha, path)?;
         if let Ok(mut m) = self.modules.lock() {

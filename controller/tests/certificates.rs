@@ -8,13 +8,17 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
+use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
 use serde_json::{Value, json};
 use wasmplug_controller::operator::certificates::ManagedCa;
 use wasmplug_envoy::bootstrap::GatewayTls;
 use wasmplug_testenv::gateway::{ControlPlane, Gateway, TIMEOUT, labels, wait_for};
+use wasmplug_xds::ca::CertificateAuthority;
+use wasmplug_xds::tls::pem_certificate_facts;
 
 type Store = Arc<Mutex<BTreeMap<String, Value>>>;
 
@@ -121,8 +125,29 @@ fn the_ca_is_kept_and_gateway_secrets_serve_a_real_envoy() {
     assert_eq!(writes.lock().unwrap().last().unwrap(), "PUT edge-tls");
     assert_ne!(data(&secret(&store, "edge-tls"), "tls.crt"), data(&gateway, "tls.crt"));
     // Back to edge-*, for the gateway below.
-    rt.block_on(managed().start(client)).unwrap();
+    rt.block_on(managed().start(client.clone())).unwrap();
+
+    // A gateway certificate 30 days from its end (renewal starts 60 days before): re-issued by
+    // the check the controller runs every hour.
+    let authority = CertificateAuthority::from_pem(&data(&ca, "ca.crt"), &data(&ca, "ca.key")).unwrap();
+    let month = Duration::from_secs(30 * 86_400);
+    let short = authority.issue_gateway("edge-*", month).unwrap();
+    {
+        let mut store = store.lock().unwrap();
+        let s = store.get_mut("/api/v1/namespaces/wasmplug-system/secrets/edge-tls").unwrap();
+        s["data"]["tls.crt"] = serde_json::to_value(ByteString(short.cert_pem.into_bytes())).unwrap();
+        s["data"]["tls.key"] = serde_json::to_value(ByteString(short.key_pem.into_bytes())).unwrap();
+    }
+    let before = writes.lock().unwrap().len();
+    rt.block_on(managed().gateway_secrets(&client, &authority)).unwrap();
+    assert_eq!(writes.lock().unwrap()[before..], ["PUT edge-tls".to_string()]);
     let gateway = secret(&store, "edge-tls");
+    let (names, not_after) = pem_certificate_facts(data(&gateway, "tls.crt").as_bytes()).unwrap();
+    assert_eq!(names, ["edge-*"]);
+    assert!(not_after > SystemTime::now() + 10 * month, "a full year again");
+    // Current now: the next check writes nothing.
+    rt.block_on(managed().gateway_secrets(&client, &authority)).unwrap();
+    assert_eq!(writes.lock().unwrap().len(), before + 1);
     drop(rt);
 
     // A real Envoy with the Secret's files, node id `edge-7f9c` (one of the Deployment's pods).

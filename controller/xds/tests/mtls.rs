@@ -89,3 +89,34 @@ fn only_certified_gateways_get_plugins_and_modules() {
     assert_eq!(gw1.connected_at, before, "gw-1 kept its stream");
     assert_eq!(gw.get("/").text(), "hello world");
 }
+
+/// What `--tls-dir` does: the directory of a mounted TLS Secret is re-read, renewed files
+/// (here: from another CA, as after a CA rotation) take over for new connections, and files that
+/// do not make a valid pair are refused while the current ones stay.
+#[test]
+fn a_renewed_secret_directory_takes_over_and_broken_files_are_refused() {
+    use wasmplug_testenv::gateway::Pki;
+    use wasmplug_xds::{ServerTls, TlsMaterial};
+    let (old, new) = (Pki::new(), Pki::new());
+    let dir = tempfile::tempdir().unwrap();
+    old.server.write_dir(dir.path()).unwrap();
+    let tls = ServerTls::new(&TlsMaterial::read_dir(dir.path()).unwrap()).unwrap();
+    let cp = ControlPlane::start_mtls_with(Arc::clone(&tls));
+    let _watch = cp.rt.block_on(async { tls.watch_dir(dir.path().to_path_buf(), Duration::from_millis(100)) });
+    let [hello] = <[String; 1]>::try_from(cp.allow(&["hello-world"])).unwrap();
+    let url = wasmplug_envoy::filter::module_url(&cp.modules.base_url(), &hello);
+    let (old_client, new_client) = (old.gateway_files("gw-1"), new.gateway_files("gw-1"));
+    // Not connected over xDS, so the module is refused (403), but the TLS handshake tells which
+    // certificates the server holds.
+    let handshake = |files: &GatewayTls| curl(&url, &files.ca, Some(files)).is_some();
+    assert!(handshake(&old_client) && !handshake(&new_client));
+
+    new.server.write_dir(dir.path()).unwrap();
+    assert!(wait_for(TIMEOUT, || handshake(&new_client)).is_some(), "the renewed files never took over");
+    assert!(!handshake(&old_client), "the old CA's clients are no longer accepted");
+
+    // A key that does not match the certificate: refused, the current pair keeps serving.
+    std::fs::write(dir.path().join("tls.key"), old.server.key_pem.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(handshake(&new_client), "a broken pair must not replace the working one");
+}
