@@ -102,7 +102,8 @@ fn a_renewed_secret_directory_takes_over_and_broken_files_are_refused() {
     old.server.write_dir(dir.path()).unwrap();
     let tls = ServerTls::new(&TlsMaterial::read_dir(dir.path()).unwrap()).unwrap();
     let cp = ControlPlane::start_mtls_with(Arc::clone(&tls));
-    let _watch = cp.rt.block_on(async { tls.watch_dir(dir.path().to_path_buf(), Duration::from_millis(100)) });
+    let _enter = cp.rt.enter();
+    let _watch = tls.watch_dir(dir.path().to_path_buf(), Duration::from_millis(100));
     let [hello] = <[String; 1]>::try_from(cp.allow(&["hello-world"])).unwrap();
     let url = wasmplug_envoy::filter::module_url(&cp.modules.base_url(), &hello);
     let (old_client, new_client) = (old.gateway_files("gw-1"), new.gateway_files("gw-1"));
