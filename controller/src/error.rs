@@ -127,7 +127,9 @@ impl Error {
             Error::TargetUnavailable { .. } => "TargetUnavailable",
             Error::Preflight { source } => match **source {
                 wasmplug_host::HostError::Refused { .. } => "PluginRefused",
-                wasmplug_host::HostError::Fault(_) | wasmplug_host::HostError::Usage { .. } => "PluginFailed",
+                wasmplug_host::HostError::Fault(_)
+                | wasmplug_host::HostError::Instantiate { .. }
+                | wasmplug_host::HostError::Usage { .. } => "PluginFailed",
                 _ => "InvalidModule",
             },
             Error::Kube { .. }

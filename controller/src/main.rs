@@ -19,7 +19,7 @@ use clap::{Parser, ValueEnum};
 use wasmplug_controller::operator;
 use wasmplug_controller::operator::certificates::ManagedCa;
 use wasmplug_controller::operator::delivery::GatewayAuth;
-use wasmplug_controller::preflight::Limits;
+use wasmplug_controller::preflight::{self, Limits};
 use wasmplug_controller::render::ModuleSource;
 use wasmplug_controller::standalone::{Options, run, summary};
 use wasmplug_controller::status::is_ready;
@@ -119,10 +119,10 @@ struct Args {
     #[arg(long)]
     no_preflight: bool,
     /// The pre-flight VM's memory cap, in MiB.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    #[arg(long, default_value_t = preflight::DEFAULT_MEMORY_MIB, value_parser = clap::value_parser!(u64).range(1..=4096))]
     preflight_memory_mib: u64,
     /// The pre-flight's time budget per plugin call, in milliseconds.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    #[arg(long, default_value_t = preflight::DEFAULT_CALL_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(10..=60_000))]
     preflight_timeout_ms: u64,
     /// Seconds a Lease holds without renewal.
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=300))]

@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use wasmplug_host::{HostError, Plugin as HostPlugin, VmOptions};
+use wasmplug_envoy::WasmFilter;
+use wasmplug_host::{FaultKind, HostError, Plugin as HostPlugin, VmOptions};
 
 use crate::crd::WasmPlugin;
 use crate::error::{Error, Result};
@@ -35,9 +36,17 @@ pub struct Limits {
     pub call_timeout: Duration,
 }
 
+/// The default memory cap, in MiB.
+pub const DEFAULT_MEMORY_MIB: u64 = 64;
+/// The default time budget per call, in milliseconds.
+pub const DEFAULT_CALL_TIMEOUT_MS: u64 = 1000;
+
 impl Default for Limits {
     fn default() -> Self {
-        Limits { memory: 64 << 20, call_timeout: Duration::from_secs(1) }
+        Limits {
+            memory: usize::try_from(DEFAULT_MEMORY_MIB << 20).unwrap_or(usize::MAX),
+            call_timeout: Duration::from_millis(DEFAULT_CALL_TIMEOUT_MS),
+        }
     }
 }
 
@@ -51,6 +60,9 @@ pub enum Verdict {
     NotRun(String),
 }
 
+/// (module sha256, [`digest`] of the filter).
+type Key = (String, [u8; 32]);
+
 #[derive(Clone)]
 enum Outcome {
     Passed,
@@ -62,7 +74,7 @@ enum Outcome {
 pub struct Preflight {
     limits: Option<Limits>,
     modules: Mutex<Vec<(String, HostPlugin)>>,
-    results: Mutex<HashMap<(String, [u8; 32]), Outcome>>,
+    results: Mutex<HashMap<Key, Outcome>>,
     /// One run at a time.
     running: Mutex<()>,
     runs: AtomicU64,
@@ -104,50 +116,23 @@ impl Preflight {
         self.modules.lock().map(|m| m.len()).unwrap_or(0)
     }
 
-    /// Starts `object`'s plugin on `resolved`'s module with the configuration its gateways would
-    /// get. `Err(Error::Preflight)` when the plugin refuses it or fails.
+    /// Starts `object`'s plugin on `resolved`'s module as its gateways would start it.
+    /// `Err(Error::Preflight)` when the plugin refuses its configuration or fails.
     pub async fn check(self: &Arc<Self>, object: &WasmPlugin, resolved: &Resolved) -> Result<Verdict> {
         let Some(limits) = self.limits.clone() else {
             return Ok(Verdict::NotRun("pre-flight is off (--no-preflight)".into()));
         };
         let filter = Plugin { object, module: &resolved.module }.wasm_filter(&ModuleSource::default());
-        let configuration = filter.configuration.clone().unwrap_or_default();
-        let env: Vec<(String, String)> = filter.env.into_iter().collect();
-        let key = (resolved.module.module_sha256.clone(), digest(&filter.root_id, &configuration, &env));
-        let cached = self.results.lock().ok().and_then(|r| r.get(&key).cloned());
-        let outcome = match cached {
+        let key = (resolved.module.module_sha256.clone(), digest(&filter));
+        let outcome = match self.result(&key) {
             Some(o) => o,
             None => {
                 let this = Arc::clone(self);
-                let (name, root_id, path) = (filter.name.clone(), filter.root_id, resolved.path.clone());
-                let sha = key.0.clone();
-                let run = move || {
-                    let _one = this.running.lock();
-                    this.runs.fetch_add(1, Ordering::Relaxed);
-                    let plugin = this.module(&sha, &path)?.with_name(name);
-                    let options = VmOptions {
-                        configuration: configuration.into_bytes(),
-                        root_id: root_id.clone(),
-                        vm_id: root_id,
-                        memory_limit: limits.memory,
-                        call_timeout: limits.call_timeout,
-                        env,
-                        ..VmOptions::default()
-                    };
-                    Ok::<_, HostError>(plugin.start(options).map(drop))
-                };
-                let outcome = match tokio::task::spawn_blocking(run).await {
-                    Ok(Ok(Ok(()))) => Outcome::Passed,
-                    Ok(Ok(Err(e))) | Ok(Err(e)) => judge(e),
-                    Err(e) => Outcome::NotRun(format!("the pre-flight task ended: {e}")),
-                };
-                if let Ok(mut r) = self.results.lock() {
-                    if r.len() >= RESULTS_KEPT {
-                        r.clear();
-                    }
-                    r.insert(key, outcome.clone());
-                }
-                outcome
+                let path = resolved.path.clone();
+                let run = move || this.run(&key, &path, &filter, &limits);
+                tokio::task::spawn_blocking(run)
+                    .await
+                    .unwrap_or_else(|e| Outcome::NotRun(format!("not pre-flighted: the pre-flight task ended: {e}")))
             }
         };
         match outcome {
@@ -155,6 +140,33 @@ impl Preflight {
             Outcome::NotRun(why) => Ok(Verdict::NotRun(why)),
             Outcome::Refused(source) => Err(Error::Preflight { source }),
         }
+    }
+
+    fn result(&self, key: &Key) -> Option<Outcome> {
+        self.results.lock().ok().and_then(|r| r.get(key).cloned())
+    }
+
+    /// One run (blocking), at most one at a time; the result of a pair another run judged
+    /// meanwhile is taken as it is. Outcomes that say nothing of the plugin are not kept.
+    fn run(&self, key: &Key, path: &std::path::Path, filter: &WasmFilter, limits: &Limits) -> Outcome {
+        let _one = self.running.lock();
+        if let Some(o) = self.result(key) {
+            return o;
+        }
+        self.runs.fetch_add(1, Ordering::Relaxed);
+        let started =
+            self.module(&key.0, path).and_then(|m| m.with_name(&filter.name).start(vm_options(filter, limits)));
+        let (outcome, keep) = match started {
+            Ok(_vm) => (Outcome::Passed, true),
+            Err(e) => judge(e, filter),
+        };
+        if keep && let Ok(mut r) = self.results.lock() {
+            if r.len() >= RESULTS_KEPT {
+                r.clear();
+            }
+            r.insert(key.clone(), outcome.clone());
+        }
+        outcome
     }
 
     /// The compiled module of `sha`, compiled from `path` the first time.
@@ -179,30 +191,59 @@ impl Preflight {
     }
 }
 
-/// Refused, unless the fault followed a call to a WASI function the host answers `ENOSYS`.
-fn judge(e: HostError) -> Outcome {
-    match &e {
-        HostError::Fault(f) if f.unsupported_wasi.is_some() => {
-            let why = format!("not pre-flighted: the host cannot judge this module ({f})");
-            tracing::warn!(%why);
-            Outcome::NotRun(why)
-        }
-        HostError::Read { .. } => Outcome::NotRun(format!("not pre-flighted: {e}")),
-        _ => Outcome::Refused(Arc::new(e)),
+/// What the gateway's filter says, as the host's VM options: the same name, root id, VM id,
+/// configuration and environment (`host_env_keys` are the gateway's own: not seen here).
+fn vm_options(filter: &WasmFilter, limits: &Limits) -> VmOptions {
+    VmOptions {
+        configuration: filter.configuration.clone().unwrap_or_default().into_bytes(),
+        root_id: filter.root_id.clone(),
+        vm_id: filter.vm_id.clone(),
+        memory_limit: limits.memory,
+        call_timeout: limits.call_timeout,
+        env: filter.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        ..VmOptions::default()
     }
 }
 
-fn digest(root_id: &str, configuration: &str, env: &[(String, String)]) -> [u8; 32] {
+/// What a failed start says, and whether to keep it. Refused, unless the failure may be this
+/// host's rather than the plugin's: a trap or exit after a WASI call answered `ENOSYS`, an
+/// import this host lacks, a plugin reading host environment variables only a gateway has,
+/// or the host itself not starting (these are not judged, and not kept when they may pass).
+fn judge(e: HostError, filter: &WasmFilter) -> (Outcome, bool) {
+    let not_run = |why: String, keep: bool| {
+        tracing::warn!(plugin = %filter.name, %why);
+        (Outcome::NotRun(why), keep)
+    };
+    match &e {
+        HostError::Fault(f) if f.unsupported_wasi.is_some() && matches!(f.kind, FaultKind::Trap | FaultKind::Exit) => {
+            not_run(format!("not pre-flighted: the host cannot judge this module ({f})"), true)
+        }
+        HostError::MissingImport { import, .. } => {
+            not_run(format!("not pre-flighted: the module imports `{import}`, which this host does not provide"), true)
+        }
+        HostError::Read { .. } => not_run(format!("not pre-flighted: {e}"), false),
+        HostError::Instantiate { plugin, .. } if plugin.is_empty() => not_run(format!("not pre-flighted: {e}"), false),
+        _ if !filter.host_env_keys.is_empty() => not_run(
+            format!(
+                "not pre-flighted: the plugin reads host environment variables ({}) that only its gateways have; here it failed: {e}",
+                filter.host_env_keys.join(", ")
+            ),
+            true,
+        ),
+        _ => (Outcome::Refused(Arc::new(e)), true),
+    }
+}
+
+/// The digest of everything of the filter a start depends on besides the module.
+fn digest(filter: &WasmFilter) -> [u8; 32] {
     let mut h = Sha256::new();
-    for part in [root_id, configuration] {
+    let configuration = filter.configuration.as_deref().unwrap_or_default();
+    let env = filter.env.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]);
+    let keys = filter.host_env_keys.iter().map(String::as_str);
+    for part in [filter.name.as_str(), &filter.root_id, &filter.vm_id, configuration].into_iter().chain(env).chain(keys)
+    {
         h.update(part.len().to_le_bytes());
         h.update(part);
-    }
-    for (k, v) in env {
-        h.update(k.len().to_le_bytes());
-        h.update(k);
-        h.update(v.len().to_le_bytes());
-        h.update(v);
     }
     h.finalize().into()
 }

@@ -60,6 +60,9 @@ fn kubectl_to_envoy_edit_nack_order_and_delete() {
     sys.create("fresh", json!({ "url": block, "defaultConfig": { "block_regexp_urls": ["("] } }));
     let refused = sys.condition("fresh", "ConfigValid", |c| c.status == "False");
     assert_eq!(refused.reason, "PluginRefused", "{refused:?}");
+    assert_eq!(sys.condition("fresh", "Programmed", |_| true).reason, "NotDelivered");
+    // A delivery would reach the gateway within a second (see the timings above).
+    std::thread::sleep(Duration::from_secs(1));
     assert!(!gw.http_filters().contains(&"gw.fresh".to_string()), "{:?}", gw.http_filters());
     sys.delete("fresh");
 

@@ -106,3 +106,33 @@ async fn a_fault_after_a_wasi_call_the_host_lacks_is_not_judged_and_off_runs_not
     assert!(matches!(off.check(&bad, &module).await.unwrap(), Verdict::NotRun(_)));
     assert_eq!(off.runs(), 0);
 }
+
+#[tokio::test]
+async fn what_may_be_the_hosts_gap_is_not_judged_but_loops_always_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let pf = Arc::new(Preflight::new(limits()));
+    let cfg = plugin(json!({}));
+
+    // An import this host does not provide (Envoy may): not judged, the import named.
+    let unknown = fixtures::configure_module("(i32.const 1)")
+        .replace("(memory", "(import \"env\" \"proxy_not_in_this_host\" (func))\n  (memory");
+    match pf.check(&cfg, &wat(dir.path(), "unknown-import", &unknown)).await.unwrap() {
+        Verdict::NotRun(why) => assert!(why.contains("env.proxy_not_in_this_host"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+
+    // A loop after an unsupported WASI call is still the plugin's: refused.
+    let spins = fixtures::UNSUPPORTED_WASI.replace("(then unreachable)", "(then (loop $spin (br $spin)))");
+    let err = pf.check(&cfg, &wat(dir.path(), "wasi-then-loop", &spins)).await.unwrap_err();
+    assert_eq!(err.reason(), "PluginFailed", "{err}");
+
+    // A plugin reading host environment variables fails here without them: not judged.
+    let mut with_host_env = plugin(json!({ "block_regexp_urls": ["("] }));
+    with_host_env.spec.vm_config =
+        serde_json::from_value(json!({ "env": [{ "name": "REGION", "valueFrom": "HOST" }] })).unwrap();
+    let module = resolved(&wasmplug_testkit::wasm::plugin_module("request-block"));
+    match pf.check(&with_host_env, &module).await.unwrap() {
+        Verdict::NotRun(why) => assert!(why.contains("host environment variables (REGION)"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -85,12 +85,10 @@ fn sigkill_while_refused_then_empty_cache_serves_the_last_good_generation() {
     eprintln!("kill → restored in the new process: {:?} ({} requests)", killed.elapsed(), answers.len());
     assert!(answers.iter().all(|s| *s == 403), "generation 1 served throughout: {answers:?}");
     assert!(second.logs().contains("restored the last good generation from status.serving"), "{}", second.logs());
-    assert_ne!(
-        std::fs::read_dir(second.cache.path().join("modules")).map(|d| d.count()).unwrap_or(0),
-        0,
-        "the module was pulled again by digest"
-    );
     let after = status(&rt, &api);
+    let sha = after["serving"]["moduleSha256"].as_str().unwrap();
+    let pulled = second.cache.path().join(format!("modules/modules/sha256/{sha}.wasm"));
+    assert!(pulled.is_file(), "the module was pulled again into the new cache: {}", pulled.display());
     assert_eq!(after["servingGeneration"], 1, "{after:#}");
     assert_eq!(after["serving"], before["serving"], "the record stays as it was");
     assert_eq!(condition(&after, "ConfigValid")["status"], "False", "generation 2 stays refused");

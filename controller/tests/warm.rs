@@ -51,6 +51,7 @@ async fn a_filter_goes_out_once_its_module_can_be_served() {
     delivery.publish(&state).unwrap();
     assert!(delivery.owner("gw.a").is_none());
     assert!(delivery.modules.modules().is_empty());
+    assert!(delivery.holding_back(), "the controller publishes again until it can serve it");
     // A file with other bytes than its sha256 says is not served either.
     std::fs::write(&one, b"something else").unwrap();
     delivery.publish(&state).unwrap();
@@ -61,6 +62,7 @@ async fn a_filter_goes_out_once_its_module_can_be_served() {
     delivery.publish(&state).unwrap();
     assert!(delivery.owner("gw.a").is_some());
     assert_eq!(delivery.modules.modules(), std::slice::from_ref(&sha_one));
+    assert!(!delivery.holding_back());
 
     // Generation 2's module cannot be served: generation 1's filter and module stay.
     let second = serving(2, &two, b"module two");

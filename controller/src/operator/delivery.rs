@@ -5,7 +5,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -66,9 +67,6 @@ impl Default for DeliveryOptions {
     }
 }
 
-/// Filter name → (plugin, the generation its current filter came from).
-type Delivered = HashMap<String, (ObjectRef<WasmPlugin>, Option<i64>)>;
-
 /// What was last published for one plugin: its filter, where the filter came from, its module.
 #[derive(Debug, Clone)]
 struct Published {
@@ -87,9 +85,10 @@ pub struct Delivery {
     /// Where gateways fetch the modules from, as the filters say.
     module_server: ModuleSource,
     pub xds_addr: SocketAddr,
-    delivered: Mutex<Delivered>,
-    /// Filter name → what was last published for it.
+    /// Filter name → what the xDS server was last given for it.
     published: Mutex<HashMap<String, Published>>,
+    /// Whether the last publish held back a plugin's new filter (its module could not be served).
+    holding_back: AtomicBool,
     warm: Warm,
 }
 
@@ -170,55 +169,62 @@ impl Delivery {
             modules,
             module_server: module_server.clone(),
             xds_addr,
-            delivered: Mutex::new(HashMap::new()),
             published: Mutex::new(HashMap::new()),
+            holding_back: AtomicBool::new(false),
             warm: Warm::default(),
         })
     }
 
     /// Publishes what is serving: modules first (so a gateway can fetch what it is told about),
     /// then the filters. A plugin whose module the module server cannot serve keeps the filter
-    /// published before (none if there was none).
+    /// published before (none if there was none); see [`Delivery::holding_back`].
     /// Returns the plugins whose delivered generation changed (their Programmed condition is due).
     pub fn publish(&self, serving: &BTreeMap<String, Serving>) -> Result<Vec<ObjectRef<WasmPlugin>>> {
-        let chosen = self.servable(for_envoy(serving));
+        let before = self.published.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let (chosen, held_back) = self.servable(for_envoy(serving), &before);
         self.modules.set_modules(chosen.iter().map(|p| (p.sha256.clone(), p.path.clone())));
         let filters: Vec<PluginFilter> = chosen.iter().map(|p| p.filter.clone()).collect();
         let version =
             self.xds.update(filters).map_err(|source| Error::Xds { what: "the gateways' plugins".into(), source })?;
         tracing::debug!(version, "published to gateways");
-        let mut changed = Vec::new();
-        if let Ok(mut d) = self.delivered.lock() {
-            let next: Delivered =
-                chosen.iter().map(|p| (p.filter.name.clone(), (p.owner.clone(), p.generation))).collect();
-            changed.extend(next.iter().filter(|(k, v)| d.get(*k) != Some(v)).map(|(_, (o, _))| o.clone()));
-            changed.extend(d.iter().filter(|(k, _)| !next.contains_key(*k)).map(|(_, (o, _))| o.clone()));
-            *d = next;
-        }
+        self.holding_back.store(held_back, Ordering::Relaxed);
+        let next: HashMap<String, Published> = chosen.into_iter().map(|p| (p.filter.name.clone(), p)).collect();
+        let same = |a: &Published, b: &Published| a.owner == b.owner && a.generation == b.generation;
+        let mut changed: Vec<ObjectRef<WasmPlugin>> = next
+            .iter()
+            .filter(|(k, p)| !before.get(*k).is_some_and(|b| same(b, p)))
+            .map(|(_, p)| p.owner.clone())
+            .collect();
+        changed.extend(before.iter().filter(|(k, _)| !next.contains_key(*k)).map(|(_, p)| p.owner.clone()));
+        *self.published.lock().unwrap_or_else(PoisonError::into_inner) = next;
         Ok(changed)
     }
 
+    /// Whether the last publish held back a new filter: publish again until it does not.
+    pub fn holding_back(&self) -> bool {
+        self.holding_back.load(Ordering::Relaxed)
+    }
+
     /// For each plugin, in order: its filter when its module can be served, else the one
-    /// published before when that one's module still can.
-    fn servable(&self, plugins: Vec<&Serving>) -> Vec<Published> {
-        let Ok(mut published) = self.published.lock() else { return Vec::new() };
+    /// published before when that one's module still can. True when one was held back.
+    fn servable(&self, plugins: Vec<&Serving>, before: &HashMap<String, Published>) -> (Vec<Published>, bool) {
         let mut chosen = Vec::with_capacity(plugins.len());
+        let mut held_back = false;
         for s in plugins {
             let name = filter_name(&s.object);
             let (sha256, path) = (&s.resolved.module.module_sha256, &s.resolved.path);
             if self.warm.servable(sha256, path) {
-                let p = Published {
+                chosen.push(Published {
                     filter: plugin_filter(s, &self.module_server),
                     owner: ObjectRef::from(&s.object),
                     generation: s.generation,
                     sha256: sha256.clone(),
                     path: path.clone(),
-                };
-                published.insert(name, p.clone());
-                chosen.push(p);
+                });
                 continue;
             }
-            let previous = published.get(&name).filter(|p| self.warm.servable(&p.sha256, &p.path)).cloned();
+            held_back = true;
+            let previous = before.get(&name).filter(|p| self.warm.servable(&p.sha256, &p.path)).cloned();
             tracing::warn!(
                 plugin = %name,
                 module = %path.display(),
@@ -227,19 +233,17 @@ impl Delivery {
             );
             chosen.extend(previous);
         }
-        let names: std::collections::HashSet<&str> = chosen.iter().map(|p| p.filter.name.as_str()).collect();
-        published.retain(|k, _| names.contains(k.as_str()));
-        chosen
+        (chosen, held_back)
     }
 
     /// The plugin a filter belongs to.
     pub fn owner(&self, filter: &str) -> Option<ObjectRef<WasmPlugin>> {
-        self.delivered.lock().ok()?.get(filter).map(|(o, _)| o.clone())
+        self.published.lock().ok()?.get(filter).map(|p| p.owner.clone())
     }
 
     /// Every delivered plugin (to re-check after a gateway comes or goes).
     pub fn owners(&self) -> Vec<ObjectRef<WasmPlugin>> {
-        self.delivered.lock().map(|d| d.values().map(|(o, _)| o.clone()).collect()).unwrap_or_default()
+        self.published.lock().map(|d| d.values().map(|p| p.owner.clone()).collect()).unwrap_or_default()
     }
 
     /// The Programmed condition of a plugin: which gateways run its current config.
@@ -256,7 +260,7 @@ impl Delivery {
             observed_generation: generation,
             last_transition_time: now.clone(),
         };
-        let delivered = self.delivered.lock().ok().and_then(|d| d.get(&name).map(|(_, g)| *g));
+        let delivered = self.published.lock().ok().and_then(|d| d.get(&name).map(|p| p.generation));
         let Some(delivered_generation) = delivered else {
             return make(
                 "Unknown",

@@ -272,6 +272,9 @@ async fn release_after_sync(
 /// once, and the changes of a burst (a resync, a new image for many plugins) go out together.
 const PUBLISH_INTERVAL: Duration = Duration::from_millis(20);
 
+/// How soon a filter held back for its module is tried again.
+const HELD_BACK_RETRY: Duration = Duration::from_secs(2);
+
 /// Publishes every change of what is serving to the gateways; the plugins whose delivery changed
 /// get their Programmed condition rewritten.
 async fn publish_changes(
@@ -286,7 +289,13 @@ async fn publish_changes(
             Err(e) => tracing::error!(error = %e, "publishing to gateways"),
         }
         tokio::time::sleep(PUBLISH_INTERVAL).await;
-        if serving.changed().await.is_err() {
+        // A filter held back for its module is published again once the module can be served.
+        if d.holding_back() {
+            tokio::select! {
+                changed = serving.changed() => if changed.is_err() { return },
+                () = tokio::time::sleep(HELD_BACK_RETRY) => {}
+            }
+        } else if serving.changed().await.is_err() {
             return;
         }
     }

@@ -116,8 +116,13 @@ fn a_renewed_secret_directory_takes_over_and_broken_files_are_refused() {
     assert!(wait_for(TIMEOUT, || handshake(&new_client)).is_some(), "the renewed files never took over");
     assert!(!handshake(&old_client), "the old CA's clients are no longer accepted");
 
-    // A key that does not match the certificate: refused, the current pair keeps serving.
+    // A key that does not match the certificate: refused, the current pair keeps serving
+    // (five re-reads later), and the watch goes on: the next good files take over.
     std::fs::write(dir.path().join("tls.key"), old.server.key_pem.as_bytes()).unwrap();
     std::thread::sleep(Duration::from_millis(500));
     assert!(handshake(&new_client), "a broken pair must not replace the working one");
+    let third = Pki::new();
+    let third_client = third.gateway_files("gw-1");
+    third.server.write_dir(dir.path()).unwrap();
+    assert!(wait_for(TIMEOUT, || handshake(&third_client)).is_some(), "the watch stopped after the broken pair");
 }
