@@ -97,7 +97,7 @@ async fn a_fault_after_a_wasi_call_the_host_lacks_is_not_judged_and_off_runs_not
     let pf = Arc::new(Preflight::new(limits()));
     let module = wat(dir.path(), "go-like", fixtures::UNSUPPORTED_WASI);
     match pf.check(&plugin(json!({})), &module).await.unwrap() {
-        Verdict::NotRun(why) => assert!(why.contains("fd_prestat_get"), "{why}"),
+        Verdict::NotRun(why) => assert!(why.contains("fd_fdstat_set_flags"), "{why}"),
         other => panic!("{other:?}"),
     }
     let off = Arc::new(Preflight::off());

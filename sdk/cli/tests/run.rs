@@ -279,3 +279,29 @@ fn a_failing_plugin_is_reported_and_the_gateway_stays_up() {
     assert!(out.contains("fault:    plugin `panicking` failed in"), "{out}");
     assert!(out.contains("boom"), "{out}");
 }
+
+#[test]
+fn the_configuration_reaches_the_plugin_byte_for_byte_and_yaml_as_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let upstream = Upstream::start();
+    let echo = tmp.path().join("echo.wasm");
+    std::fs::write(&echo, wat::parse_str(wasmplug_testkit::fixtures::ECHO_CONFIGURATION).unwrap()).unwrap();
+    let echo = echo.display().to_string();
+    for (name, text, expected) in [
+        ("spaced.json", "{ \"a\" :  1,\n  \"b\": [ ] }\n", "{ \"a\" :  1,\n  \"b\": [ ] }\n"),
+        ("raw.txt", "deny /admin; allow *", "deny /admin; allow *"),
+        ("c.yaml", "a: 1\nb: [x]\n", r#"{"a":1,"b":["x"]}"#),
+    ] {
+        let config = write(tmp.path(), name, text);
+        let gw = Gateway::start(&[
+            s("--upstream"),
+            format!("http://127.0.0.1:{}", upstream.port()),
+            s("--plugin"),
+            echo.clone(),
+            s("--config"),
+            config,
+        ]);
+        let response = client::get(gw.port, "/").unwrap();
+        assert_eq!((response.status, response.text()), (200, expected.to_string()), "{name}");
+    }
+}

@@ -1,7 +1,10 @@
-//! The WASI preview1 functions proxy-wasm modules import, implemented as Envoy does for its
-//! Wasm VMs (proxy-wasm-cpp-host): `fd_write` to stdout/stderr becomes an info/error log line,
-//! the environment is the plugin's `vm_config` environment, clocks and randomness are real.
-//! Any other `wasi_snapshot_preview1` import a module declares answers `ENOSYS`.
+//! The WASI preview1 surface Envoy 1.40 gives Wasm VMs (proxy-wasm-cpp-host), function by
+//! function as `tests/wasi.rs` observes it in Envoy: `fd_write` to stdout/stderr becomes an
+//! info/error log line, the environment is the plugin's `vm_config` environment, clocks and
+//! randomness are real, stdout and stderr have write rights, there are no pre-opened
+//! directories and no files, `poll_oneoff` returns at once without events. The other functions
+//! Envoy provides answer its constant errno ([`ANSWERS`]); a module importing one it does not
+//! provide (`proc_raise`, `path_link`, ...) is refused at load, as Envoy refuses it.
 
 use std::hash::{BuildHasher, Hasher};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -14,7 +17,9 @@ use crate::state::HostState;
 
 const MODULE: &str = "wasi_snapshot_preview1";
 /// The functions [`add_to_linker`] defines.
-const DEFINED: [&str; 10] = [
+const DEFINED: [&str; 12] = [
+    "fd_fdstat_get",
+    "poll_oneoff",
     "fd_write",
     "environ_get",
     "environ_sizes_get",
@@ -29,8 +34,42 @@ const DEFINED: [&str; 10] = [
 const ERRNO_SUCCESS: i32 = 0;
 const ERRNO_BADF: i32 = 8;
 const ERRNO_FAULT: i32 = 21;
-const ERRNO_INVAL: i32 = 28;
 const ERRNO_NOSYS: i32 = 52;
+const ERRNO_NOTSUP: i32 = 58;
+
+/// What Envoy 1.40 answers for the rest of what it provides, whatever the arguments.
+const ANSWERS: &[(&str, i32)] = &[
+    ("fd_advise", ERRNO_SUCCESS),
+    ("fd_allocate", ERRNO_BADF),
+    ("fd_close", ERRNO_SUCCESS),
+    ("fd_datasync", ERRNO_BADF),
+    ("fd_fdstat_set_flags", ERRNO_NOSYS),
+    ("fd_filestat_get", ERRNO_BADF),
+    ("fd_filestat_set_size", ERRNO_BADF),
+    ("fd_filestat_set_times", ERRNO_BADF),
+    ("fd_pread", ERRNO_NOSYS),
+    ("fd_prestat_dir_name", ERRNO_NOSYS),
+    ("fd_prestat_get", ERRNO_BADF),
+    ("fd_pwrite", ERRNO_BADF),
+    ("fd_read", ERRNO_NOSYS),
+    ("fd_readdir", 20), // ENOTDIR
+    ("fd_renumber", ERRNO_BADF),
+    ("fd_seek", ERRNO_SUCCESS),
+    ("fd_sync", ERRNO_BADF),
+    ("fd_tell", ERRNO_BADF),
+    ("path_create_directory", ERRNO_NOTSUP),
+    ("path_filestat_get", ERRNO_NOTSUP),
+    ("path_filestat_set_times", ERRNO_NOTSUP),
+    ("path_open", 44), // ENOENT
+    ("path_readlink", ERRNO_NOTSUP),
+    ("path_remove_directory", ERRNO_NOTSUP),
+    ("path_rename", ERRNO_NOTSUP),
+    ("path_unlink_file", ERRNO_NOTSUP),
+    ("sock_accept", ERRNO_NOTSUP),
+    ("sock_recv", ERRNO_NOTSUP),
+    ("sock_send", ERRNO_NOTSUP),
+    ("sock_shutdown", ERRNO_NOTSUP),
+];
 
 fn errno(result: HostResult) -> wasmtime::Result<i32> {
     match result {
@@ -97,13 +136,28 @@ fn clock_time_get(mut caller: Ctx<'_>, id: i32, ret: i32) -> wasmtime::Result<i3
     let nanos = match id {
         // realtime (with the harness's clock offset), then monotonic and CPU clocks.
         0 => caller.data().now().duration_since(UNIX_EPOCH).unwrap_or_default(),
-        1..=3 => SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default(),
-        _ => return Ok(ERRNO_INVAL),
+        1 => SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default(),
+        _ => return Ok(ERRNO_NOTSUP),
     };
     errno(write_u64(&mut caller, ret, u64::try_from(nanos.as_nanos()).unwrap_or(u64::MAX)))
 }
 
+/// stdout and stderr: a character device with the right to write (`__WASI_RIGHTS_FD_WRITE`).
+fn fd_fdstat_get(mut caller: Ctx<'_>, fd: i32, stat_ptr: i32) -> wasmtime::Result<i32> {
+    if fd != 1 && fd != 2 {
+        return Ok(ERRNO_BADF);
+    }
+    let mut stat = [0u8; 24];
+    stat[8] = 64;
+    errno(write(&mut caller, stat_ptr, &stat))
+}
+
 pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    linker.func_wrap(MODULE, "fd_fdstat_get", fd_fdstat_get)?;
+    // Returns at once: no event happened (a sleep does not sleep).
+    linker.func_wrap(MODULE, "poll_oneoff", |mut c: Ctx<'_>, _in: i32, _out: i32, _n: i32, events: i32| {
+        errno(write_u32(&mut c, events, 0))
+    })?;
     linker.func_wrap(MODULE, "fd_write", |c: Ctx<'_>, fd: i32, iovs: i32, n: i32, ret: i32| {
         if fd != 1 && fd != 2 {
             return Ok(ERRNO_BADF);
@@ -128,26 +182,23 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     Ok(())
 }
 
-/// Defines the WASI functions `module` imports that [`add_to_linker`] does not provide, as
-/// functions answering `ENOSYS`.
+/// Defines the WASI functions `module` imports that [`add_to_linker`] does not implement and
+/// Envoy answers with a constant errno ([`ANSWERS`]). Others are left undefined: the module
+/// does not load, as in Envoy.
 pub fn stub_missing(linker: &mut Linker<HostState>, module: &Module) -> wasmtime::Result<()> {
     for import in module.imports() {
-        if import.module() != MODULE {
+        if import.module() != MODULE || DEFINED.contains(&import.name()) {
             continue;
         }
         let Some(ty) = import.ty().func().cloned() else { continue };
-        if DEFINED.contains(&import.name()) {
-            continue;
-        }
-        let results: Vec<_> = ty.results().collect();
+        let Some(&(_, answer)) = ANSWERS.iter().find(|(name, _)| *name == import.name()) else { continue };
         let name = import.name().to_string();
         linker.func_new(MODULE, import.name(), ty, move |mut caller, _params, out| {
-            caller.data_mut().unsupported_wasi.get_or_insert_with(|| name.clone());
-            for (slot, ty) in out.iter_mut().zip(&results) {
-                *slot = match ty {
-                    wasmtime::ValType::I64 => Val::I64(i64::from(ERRNO_NOSYS)),
-                    _ => Val::I32(ERRNO_NOSYS),
-                };
+            if answer == ERRNO_NOSYS {
+                caller.data_mut().unsupported_wasi.get_or_insert_with(|| name.clone());
+            }
+            if let Some(slot) = out.first_mut() {
+                *slot = Val::I32(answer);
             }
             Ok(())
         })?;

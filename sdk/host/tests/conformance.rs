@@ -287,7 +287,8 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-/// Hostile modules in Envoy: what FAIL_CLOSED and FAIL_OPEN do with a trapping plugin.
+/// Modules written in text: what FAIL_CLOSED and FAIL_OPEN do with a trapping plugin, and the
+/// configuration a plugin reads.
 fn hostile_cases(dir: &std::path::Path) -> Vec<Case> {
     let mut out = Vec::new();
     for (name, body) in [("trap", wasmplug_testkit::fixtures::TRAP), ("panic", wasmplug_testkit::fixtures::PANIC)] {
@@ -298,6 +299,14 @@ fn hostile_cases(dir: &std::path::Path) -> Vec<Case> {
                 vec![Request::get("/a").host("example.com"), Request::post("/b", "data").host("example.com")];
             out.push(Case { name: "hostile", module: path.clone(), config: String::new(), fail_open, requests });
         }
+    }
+    // The configuration as the plugin reads it, byte for byte: raw text and JSON with its own
+    // spacing.
+    let echo = dir.join("echo.wasm");
+    std::fs::write(&echo, wat::parse_str(wasmplug_testkit::fixtures::ECHO_CONFIGURATION).unwrap()).unwrap();
+    for config in ["deny /admin; allow *", "{ \"a\" :  1,\n  \"b\": [ ] }\n"] {
+        let requests = vec![Request::get("/").host("example.com")];
+        out.push(Case { name: "echo", module: echo.clone(), config: config.into(), fail_open: false, requests });
     }
     out
 }

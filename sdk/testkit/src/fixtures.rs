@@ -12,17 +12,17 @@ pub fn configure_module(configure: &str) -> String {
     module_with(configure, OK)
 }
 
-/// A module whose `proxy_on_configure` calls WASI's `fd_prestat_get` (which the host answers
-/// `ENOSYS`) and traps unless it got `EBADF`, as Go's runtime does when it scans pre-opened
-/// directories.
+/// A module whose `proxy_on_configure` calls WASI's `fd_fdstat_set_flags` (which Envoy and the
+/// host answer `ENOSYS`) and traps unless it succeeded, as a runtime insisting on non-blocking
+/// stdio would.
 pub const UNSUPPORTED_WASI: &str = r#"(module
-  (import "wasi_snapshot_preview1" "fd_prestat_get" (func $prestat (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_fdstat_set_flags" (func $set_flags (param i32 i32) (result i32)))
   (memory (export "memory") 2)
   (func (export "proxy_abi_version_0_2_1"))
   (func (export "proxy_on_memory_allocate") (param i32) (result i32) (i32.const 4096))
   (func (export "proxy_on_context_create") (param i32 i32))
   (func (export "proxy_on_configure") (param i32 i32) (result i32)
-    (if (i32.ne (call $prestat (i32.const 3) (i32.const 1024)) (i32.const 8)) (then unreachable))
+    (if (i32.ne (call $set_flags (i32.const 1) (i32.const 4)) (i32.const 0)) (then unreachable))
     (i32.const 1))
 )"#;
 
@@ -106,4 +106,34 @@ pub const REDIS: &str = r#"(module
     (drop (call $add (i32.const 0) (i32.const 1100) (i32.const 7)
                      (i32.load (i32.const 2008)) (i32.load (i32.const 2012))))
     (drop (call $continue (i32.const 0))))
+)"#;
+
+/// Answers every request 200 with the plugin configuration it got in `proxy_on_configure`,
+/// byte for byte, as the body.
+pub const ECHO_CONFIGURATION: &str = r#"(module
+  (import "env" "proxy_get_buffer_bytes" (func $get (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_send_local_response" (func $reply (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 2)
+  (global $heap (mut i32) (i32.const 65536))
+  (global $config (mut i32) (i32.const 0))
+  (global $config_len (mut i32) (i32.const 0))
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "proxy_on_memory_allocate") (param $size i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $heap))
+    (global.set $heap (i32.add (global.get $heap) (local.get $size)))
+    (local.get $p))
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_configure") (param i32) (param $size i32) (result i32)
+    (if (local.get $size)
+      (then
+        (drop (call $get (i32.const 7) (i32.const 0) (local.get $size) (i32.const 1024) (i32.const 1028)))
+        (global.set $config (i32.load (i32.const 1024)))
+        (global.set $config_len (i32.load (i32.const 1028)))))
+    (i32.const 1))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (drop (call $reply (i32.const 200) (i32.const 0) (i32.const 0) (global.get $config) (global.get $config_len)
+                       (i32.const 0) (i32.const 0) (i32.const -1)))
+    (i32.const 1))
 )"#;

@@ -45,8 +45,9 @@ pub struct RunArgs {
     /// A plugin module (.wasm); repeat for a chain.
     #[arg(long = "plugin", value_name = "WASM", required = true)]
     pub plugins: Vec<PathBuf>,
-    /// The configuration (JSON or YAML) of the `--plugin` before it (a plugin without one gets
-    /// an empty configuration).
+    /// The configuration of the `--plugin` before it, passed to the plugin byte for byte as Envoy
+    /// passes `configuration`; a `.yaml`/`.yml` file is converted to JSON first (only because it
+    /// is YAML). A plugin without one gets an empty configuration.
     #[arg(long = "config", value_name = "FILE")]
     pub configs: Vec<PathBuf>,
     /// For each plugin, the index of its `--config` (from the command line's order).
@@ -135,11 +136,20 @@ fn load_specs(args: &RunArgs) -> Result<Vec<PluginSpec>> {
     Ok(specs)
 }
 
+/// The configuration a plugin gets from its `--config` file: the file's text as it is, or JSON
+/// for a YAML file.
 fn read_configuration(path: Option<&std::path::Path>) -> Result<String> {
-    Ok(match path {
-        Some(path) => serde_json::to_string(&crate::validate::read_config(path)?)?,
-        None => String::new(),
-    })
+    let Some(path) = path else { return Ok(String::new()) };
+    let yaml = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"));
+    if yaml {
+        return Ok(serde_json::to_string(&crate::validate::read_config(path)?)?);
+    }
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    String::from_utf8(bytes)
+        .with_context(|| format!("{} is not UTF-8 text (Envoy's configuration is a string)", path.display()))
 }
 
 /// Modification time and size of a plugin's module and configuration file.
