@@ -22,6 +22,10 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// failing request and starts a fresh VM for the next one.
 pub use wasmplug_contract::FailStrategy;
 
+/// The ABI versions a module may export (`proxy_abi_version_*`): Envoy 1.40's (0.1.0, 0.2.0,
+/// 0.2.1) and Higress's 0.2.100, which upstream Envoy refuses.
+pub const ABI_VERSIONS: [&str; 4] = ["0_1_0", "0_2_0", "0_2_1", "0_2_100"];
+
 static ENGINE: OnceLock<std::result::Result<Engine, String>> = OnceLock::new();
 
 /// The process-wide engine (epoch interruption on), with a thread advancing its epoch.
@@ -81,9 +85,11 @@ impl Plugin {
         let engine = engine()?;
         let invalid = |reason: String| HostError::InvalidModule { plugin: name.clone(), reason };
         let module = Module::new(&engine, bytes).map_err(|e| invalid(format!("{e:#}")))?;
-        let abi = module.exports().any(|e| e.name().starts_with("proxy_abi_version_0_"));
-        if !abi {
-            return Err(invalid("no `proxy_abi_version_0_*` export: not a proxy-wasm module".into()));
+        if !module.exports().any(|e| ABI_VERSIONS.iter().any(|v| e.name() == format!("proxy_abi_version_{v}"))) {
+            return Err(invalid(format!(
+                "missing or unknown Proxy-Wasm ABI version (exports no `proxy_abi_version_{{{}}}`)",
+                ABI_VERSIONS.join(",")
+            )));
         }
         let mut linker = Linker::new(&engine);
         crate::imports::add_to_linker(&mut linker).map_err(|e| invalid(format!("{e:#}")))?;

@@ -101,7 +101,7 @@ fn the_host_stays_usable_after_hostile_plugins() {
 #[test]
 fn a_module_that_is_not_proxy_wasm_is_refused() {
     let err = Plugin::from_bytes("x", b"(module)").err().unwrap();
-    assert!(err.to_string().contains("not a proxy-wasm module"), "{err}");
+    assert!(err.to_string().contains("missing or unknown Proxy-Wasm ABI version"), "{err}");
     let missing = r#"(module (import "env" "proxy_nope" (func)) (memory (export "memory") 1)
         (func (export "proxy_abi_version_0_2_1")))"#;
     let err = Plugin::from_bytes("x", missing.as_bytes()).err().unwrap();

@@ -1,7 +1,7 @@
-//! The WASI surface, differentially: one small module per WASI function, each calling that
-//! function during a request and answering with the errno it got (one byte, `'0' + errno`).
-//! Each runs in a real Envoy 1.40 and in the host; whether the module loads at all, and the
-//! errno, must be the same in both.
+//! What a module may import and export, differentially against a real Envoy 1.40: the ABI
+//! versions it loads, and the WASI surface: one small module per WASI function, each calling
+//! that function during a request and answering with the errno it got (one byte,
+//! `'0' + errno`). Whether the module loads at all, and the errno, must be the same in both.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
@@ -221,4 +221,33 @@ fn each_wasi_function_answers_as_in_envoy() {
     }
     eprintln!("{}", table.join("\n"));
     assert!(differences.is_empty(), "the host answers WASI differently:\n{}", differences.join("\n"));
+}
+
+#[test]
+fn abi_versions_load_as_in_envoy_and_higress_0_2_100_in_the_host_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = Upstream::start();
+    for abi in ["0_1_0", "0_2_0", "0_2_1", "0_2_100", "0_3_0", "1_0_0"] {
+        let text = format!(
+            r#"(module (memory (export "memory") 2)
+  (func (export "proxy_abi_version_{abi}"))
+  (func (export "proxy_on_memory_allocate") (param i32) (result i32) (i32.const 4096))
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1)))"#
+        );
+        let path = dir.path().join(format!("abi-{abi}.wasm"));
+        std::fs::write(&path, wat::parse_str(&text).unwrap()).unwrap();
+        let envoy = Envoy::start(EnvoyConfig::proxy_to(upstream.port()).filter(WasmFilter::new("abi", &path)));
+        let in_envoy = match &envoy {
+            Ok(_) => true,
+            Err(log) => {
+                assert!(log.contains("Missing or unknown Proxy-Wasm ABI version"), "{abi}: {log}");
+                false
+            }
+        };
+        let in_host = Plugin::load("abi", &path).and_then(|p| p.start(VmOptions::default())).is_ok();
+        assert_eq!(in_envoy, ["0_1_0", "0_2_0", "0_2_1"].contains(&abi), "Envoy 1.40 and ABI {abi}");
+        assert_eq!(in_host, in_envoy || abi == "0_2_100", "the host and ABI {abi}");
+    }
 }
