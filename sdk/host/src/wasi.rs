@@ -37,8 +37,8 @@ const ERRNO_FAULT: i32 = 21;
 const ERRNO_NOSYS: i32 = 52;
 const ERRNO_NOTSUP: i32 = 58;
 
-/// What Envoy 1.40 answers for the rest of what it provides (observed with the arguments
-/// `tests/wasi.rs` passes; Envoy's implementations of these are constant stubs).
+/// What Envoy 1.40 answers for the rest of what it provides, as observed with the arguments
+/// `tests/wasi.rs` passes (other arguments are not probed).
 const ANSWERS: &[(&str, i32)] = &[
     ("fd_advise", ERRNO_SUCCESS),
     ("fd_allocate", ERRNO_BADF),
