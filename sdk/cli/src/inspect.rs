@@ -4,6 +4,7 @@ use std::path::Path;
 
 use anyhow::Result;
 use serde::Serialize;
+use wasmplug_contract::AbiVersion;
 use wasmplug_oci::media::Descriptor;
 use wasmplug_oci::{MetadataSource, PluginMetadata, PulledImage};
 
@@ -16,11 +17,23 @@ pub struct Inspection {
     pub manifest_digest: Option<String>,
     pub module_digest: String,
     pub module_size: u64,
+    /// The proxy-wasm ABI version the module declares (`0.2.1`); none when it declares none known.
+    pub abi_version: Option<String>,
+    /// Which gateways load that version.
+    pub loads_in: String,
     pub total_size: u64,
     pub layers: Vec<Descriptor>,
     pub metadata: Option<PluginMetadata>,
     pub metadata_source: Option<MetadataSource>,
     pub has_schema: bool,
+}
+
+fn abi(module: &[u8]) -> Option<AbiVersion> {
+    wasmplug_oci::metadata::abi_version("module", module).ok().flatten()
+}
+
+fn loads_in(abi: Option<AbiVersion>) -> String {
+    abi.map_or("no gateway loads it", AbiVersion::gateways).to_string()
 }
 
 impl Inspection {
@@ -33,6 +46,8 @@ impl Inspection {
             manifest_digest: Some(p.manifest_digest.to_string()),
             module_digest: p.module_digest.to_string(),
             module_size: p.module.len() as u64,
+            abi_version: abi(&p.module).map(|v| v.version().to_string()),
+            loads_in: loads_in(abi(&p.module)),
             total_size: total,
             layers: p.manifest.layers.clone(),
             has_schema: p.metadata.as_ref().is_some_and(|m| m.config_schema.is_some()),
@@ -48,6 +63,8 @@ impl Inspection {
             manifest_digest: None,
             module_digest: wasmplug_oci::Digest::of(&pkg.module).to_string(),
             module_size: pkg.module.len() as u64,
+            abi_version: abi(&pkg.module).map(|v| v.version().to_string()),
+            loads_in: loads_in(abi(&pkg.module)),
             total_size: pkg.module.len() as u64,
             layers: Vec::new(),
             has_schema: pkg.metadata.as_ref().is_some_and(|m| m.config_schema.is_some()),
@@ -65,6 +82,10 @@ impl Inspection {
             println!("manifest digest: {d}");
         }
         println!("module digest:   {} ({} bytes)", self.module_digest, self.module_size);
+        match &self.abi_version {
+            Some(v) => println!("proxy-wasm ABI:  {v} (loads in {})", self.loads_in),
+            None => println!("proxy-wasm ABI:  none known ({})", self.loads_in),
+        }
         if !self.layers.is_empty() {
             println!("total size:      {} bytes", self.total_size);
             println!("layers:");

@@ -58,8 +58,10 @@ fn build_push_inspect_validate_pull() {
     assert_eq!(inspected["manifestDigest"], digest.as_str());
     assert_eq!(inspected["metadata"]["name"], "request-block");
     assert_eq!(inspected["layers"].as_array().unwrap().len(), 3);
+    assert_eq!(inspected["abiVersion"], "0.2.1");
     let text = ok(&wasmplug(&["inspect", &reference, "--plain-http"]));
     assert!(text.contains("format:          higress") && text.contains("plugin.tar.gz"), "{text}");
+    assert!(text.contains("proxy-wasm ABI:  0.2.1 (loads in Envoy and Higress)"), "{text}");
 
     let good = tmp.path().join("good.yaml");
     std::fs::write(&good, "block_urls: [swagger.html]\n_rules_:\n  - _match_route_: [r1]\n    blocked_code: 404\n")
@@ -111,4 +113,12 @@ fn a_module_without_schema_does_not_validate() {
     );
     let inspected = ok(&wasmplug(&["inspect", module.to_str().unwrap()]));
     assert!(inspected.contains("metadata:        none"), "{inspected}");
+    assert!(inspected.contains("proxy-wasm ABI:  none known (no gateway loads it)"), "{inspected}");
+
+    // Higress's ABI 0.2.100: shown as loading in Higress only.
+    let higress = tmp.path().join("higress.wasm");
+    let text = r#"(module (memory (export "memory") 1) (func (export "proxy_abi_version_0_2_100")))"#;
+    std::fs::write(&higress, wat::parse_str(text).unwrap()).unwrap();
+    let inspected = ok(&wasmplug(&["inspect", higress.to_str().unwrap()]));
+    assert!(inspected.contains("0.2.100 (loads in Higress only; upstream Envoy refuses it)"), "{inspected}");
 }

@@ -7,16 +7,19 @@
 //! - [`Phase`]: where a plugin runs in the chain, with the chain's order;
 //! - [`FailStrategy`]: what happens to requests when a plugin fails, with its spellings in
 //!   Envoy's, Higress's and Istio's configuration;
-//! - [`build`]: where cargo writes a plugin's module.
+//! - [`build`]: where cargo writes a plugin's module;
+//! - [`AbiVersion`]: the proxy-wasm ABI versions a module may declare, and which gateways load them.
 //!
 //! Only `serde` and `serde_json` are required; feature `schemars` describes the enums for the CRD.
 
+mod abi;
 pub mod build;
 mod fail;
 mod metadata;
 mod phase;
 pub mod rules;
 
+pub use abi::AbiVersion;
 pub use fail::FailStrategy;
 pub use metadata::PluginMetadata;
 pub use phase::Phase;

@@ -43,4 +43,4 @@ pub use error::{Callback, Fault, FaultKind, HostError, Result};
 pub use exchange::{Exchange, Request, Upstream, UpstreamRequest};
 pub use state::{LocalResponse, LogRecord, Metric, MetricKind};
 pub use stream::Stream;
-pub use vm::{ABI_VERSIONS, EPOCH_TICK, FailStrategy, Plugin, Vm, VmOptions, callout_response};
+pub use vm::{EPOCH_TICK, FailStrategy, Plugin, Vm, VmOptions, callout_response};

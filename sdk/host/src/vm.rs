@@ -16,15 +16,12 @@ use crate::state::{Delivery, HostState, Limiter, LogRecord, Metric, Shared};
 /// How often the engine's epoch advances: the granularity of [`VmOptions::call_timeout`].
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+use wasmplug_contract::AbiVersion;
 /// What happens to requests when the plugin fails (traps, times out, runs out of memory): as
 /// in Envoy, `FailClose` answers 503 to the failing request and every later one, `FailOpen`
 /// lets requests through as if the plugin were not there, `FailReload` answers 503 to the
 /// failing request and starts a fresh VM for the next one.
 pub use wasmplug_contract::FailStrategy;
-
-/// The ABI versions a module may export (`proxy_abi_version_*`): Envoy 1.40's (0.1.0, 0.2.0,
-/// 0.2.1) and Higress's 0.2.100, which upstream Envoy refuses.
-pub const ABI_VERSIONS: [&str; 4] = ["0_1_0", "0_2_0", "0_2_1", "0_2_100"];
 
 static ENGINE: OnceLock<std::result::Result<Engine, String>> = OnceLock::new();
 
@@ -85,10 +82,12 @@ impl Plugin {
         let engine = engine()?;
         let invalid = |reason: String| HostError::InvalidModule { plugin: name.clone(), reason };
         let module = Module::new(&engine, bytes).map_err(|e| invalid(format!("{e:#}")))?;
-        if !module.exports().any(|e| ABI_VERSIONS.iter().any(|v| e.name() == format!("proxy_abi_version_{v}"))) {
+        // Every version Envoy 1.40 loads, and Higress's 0.2.100, which upstream Envoy refuses.
+        if !module.exports().any(|e| AbiVersion::from_export(e.name()).is_some()) {
+            let known: Vec<&str> = AbiVersion::ALL.iter().map(|v| v.export()).collect();
             return Err(invalid(format!(
-                "missing or unknown Proxy-Wasm ABI version (exports no `proxy_abi_version_{{{}}}`)",
-                ABI_VERSIONS.join(",")
+                "missing or unknown Proxy-Wasm ABI version (exports none of {})",
+                known.join(", ")
             )));
         }
         let mut linker = Linker::new(&engine);

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 use serde_json::{Value, json};
-pub use wasmplug_contract::{PLUGIN_SECTION, PluginMetadata};
+pub use wasmplug_contract::{AbiVersion, PLUGIN_SECTION, PluginMetadata};
 
 use crate::error::{Error, Result};
 
@@ -21,6 +21,25 @@ pub fn from_module(source_name: &str, wasm: &[u8]) -> Result<Option<PluginMetada
                 reason: format!("section `{PLUGIN_SECTION}` is not the expected JSON: {e}"),
             })?;
             return Ok(Some(meta));
+        }
+    }
+    Ok(None)
+}
+
+/// The proxy-wasm ABI version the module declares (its `proxy_abi_version_*` export), without
+/// running it. `Ok(None)` when it declares none this project knows.
+pub fn abi_version(source_name: &str, wasm: &[u8]) -> Result<Option<AbiVersion>> {
+    let bad = |reason: String| Error::BadModule { source_name: source_name.to_string(), reason };
+    for payload in wasmparser::Parser::new(0).parse_all(wasm) {
+        if let wasmparser::Payload::ExportSection(reader) =
+            payload.map_err(|e| bad(format!("cannot parse the module: {e}")))?
+        {
+            for export in reader {
+                let export = export.map_err(|e| bad(format!("cannot parse the module's exports: {e}")))?;
+                if let Some(v) = AbiVersion::from_export(export.name) {
+                    return Ok(Some(v));
+                }
+            }
         }
     }
     Ok(None)
