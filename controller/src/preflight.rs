@@ -214,8 +214,10 @@ fn judge(e: HostError, filter: &WasmFilter) -> (Outcome, bool) {
         tracing::warn!(plugin = %filter.name, %why);
         (Outcome::NotRun(why), keep)
     };
+    // A loop or a memory blow-up is the plugin's, whatever it read before.
+    let runaway = matches!(&e, HostError::Fault(f) if matches!(f.kind, FaultKind::Timeout | FaultKind::OutOfMemory));
     match &e {
-        HostError::Fault(f) if f.unsupported_wasi.is_some() && matches!(f.kind, FaultKind::Trap | FaultKind::Exit) => {
+        HostError::Fault(f) if f.unsupported_wasi.is_some() && !runaway => {
             not_run(format!("not pre-flighted: the host cannot judge this module ({f})"), true)
         }
         HostError::MissingImport { import, .. } => {
@@ -223,7 +225,7 @@ fn judge(e: HostError, filter: &WasmFilter) -> (Outcome, bool) {
         }
         HostError::Read { .. } => not_run(format!("not pre-flighted: {e}"), false),
         HostError::Instantiate { plugin, .. } if plugin.is_empty() => not_run(format!("not pre-flighted: {e}"), false),
-        _ if !filter.host_env_keys.is_empty() => not_run(
+        _ if !runaway && !filter.host_env_keys.is_empty() => not_run(
             format!(
                 "not pre-flighted: the plugin reads host environment variables ({}) that only its gateways have; here it failed: {e}",
                 filter.host_env_keys.join(", ")

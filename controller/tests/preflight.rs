@@ -135,4 +135,8 @@ async fn what_may_be_the_hosts_gap_is_not_judged_but_loops_always_are() {
         Verdict::NotRun(why) => assert!(why.contains("host environment variables (REGION)"), "{why}"),
         other => panic!("{other:?}"),
     }
+    // ...but a loop is the plugin's, whatever it reads.
+    let looping = wat(dir.path(), "env-then-loop", &fixtures::configure_module(fixtures::INFINITE_LOOP));
+    let err = pf.check(&with_host_env, &looping).await.unwrap_err();
+    assert_eq!(err.reason(), "PluginFailed", "{err}");
 }
