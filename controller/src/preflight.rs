@@ -224,7 +224,7 @@ fn judge(e: HostError, filter: &WasmFilter) -> (Outcome, bool) {
             not_run(format!("not pre-flighted: the module imports `{import}`, which this host does not provide"), true)
         }
         HostError::Read { .. } => not_run(format!("not pre-flighted: {e}"), false),
-        HostError::Instantiate { plugin, .. } if plugin.is_empty() => not_run(format!("not pre-flighted: {e}"), false),
+        HostError::Engine { .. } => not_run(format!("not pre-flighted: {e}"), false),
         _ if !runaway && !filter.host_env_keys.is_empty() => not_run(
             format!(
                 "not pre-flighted: the plugin reads host environment variables ({}) that only its gateways have; here it failed: {e}",

@@ -285,7 +285,7 @@ fn the_configuration_reaches_the_plugin_byte_for_byte_and_yaml_as_json() {
     let tmp = tempfile::tempdir().unwrap();
     let upstream = Upstream::start();
     let echo = tmp.path().join("echo.wasm");
-    std::fs::write(&echo, wat::parse_str(wasmplug_testkit::fixtures::ECHO_CONFIGURATION).unwrap()).unwrap();
+    std::fs::write(&echo, wat::parse_str(wasmplug_testkit::fixtures::echo_configuration()).unwrap()).unwrap();
     let echo = echo.display().to_string();
     for (name, text, expected) in [
         ("spaced.json", "{ \"a\" :  1,\n  \"b\": [ ] }\n", "{ \"a\" :  1,\n  \"b\": [ ] }\n"),

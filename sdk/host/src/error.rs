@@ -106,6 +106,9 @@ pub enum HostError {
     MissingExport { plugin: String, export: String },
     #[error("plugin `{plugin}`: cannot instantiate: {reason}")]
     Instantiate { plugin: String, reason: String },
+    /// The host's own engine could not start (no plugin is at fault).
+    #[error("the host's wasmtime engine cannot start: {reason}")]
+    Engine { reason: String },
     #[error("{0}")]
     Fault(Fault),
     /// `proxy_on_vm_start` or `proxy_on_configure` returned false; `log` holds what the

@@ -44,7 +44,7 @@ fn engine() -> Result<Engine> {
             .map_err(|e| format!("cannot start the epoch thread: {e}"))?;
         Ok(engine)
     });
-    engine.clone().map_err(|reason| HostError::Instantiate { plugin: String::new(), reason })
+    engine.clone().map_err(|reason| HostError::Engine { reason })
 }
 
 /// A compiled plugin module, ready to start VMs from. Cheap to clone.

@@ -303,7 +303,7 @@ fn hostile_cases(dir: &std::path::Path) -> Vec<Case> {
     // The configuration as the plugin reads it, byte for byte: raw text and JSON with its own
     // spacing.
     let echo = dir.join("echo.wasm");
-    std::fs::write(&echo, wat::parse_str(wasmplug_testkit::fixtures::ECHO_CONFIGURATION).unwrap()).unwrap();
+    std::fs::write(&echo, wat::parse_str(wasmplug_testkit::fixtures::echo_configuration()).unwrap()).unwrap();
     for config in ["deny /admin; allow *", "{ \"a\" :  1,\n  \"b\": [ ] }\n"] {
         let requests = vec![Request::get("/").host("example.com")];
         out.push(Case { name: "echo", module: echo.clone(), config: config.into(), fail_open: false, requests });

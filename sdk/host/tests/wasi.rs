@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use wasmplug_host::{Plugin, Request, VmOptions};
+use wasmplug_testkit::fixtures;
 use wasmplug_testkit::host::upstream_ok;
 use wasmplug_testkit::upstream::Upstream;
 use wasmplug_testkit::{Envoy, EnvoyConfig, WasmFilter, client};
@@ -150,32 +151,21 @@ fn function(probe: &str) -> &str {
 
 fn module(probe: &str, signature: &str, call: &str) -> Vec<u8> {
     let call = if call.is_empty() { zeros(signature) } else { call.to_string() };
-    let text = format!(
-        r#"(module
-  (import "wasi_snapshot_preview1" "{function}" (func $f {signature}))
-  (import "env" "proxy_send_local_response" (func $reply (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 2)
-  (global $heap (mut i32) (i32.const 65536))
-  (data (i32.const 1100) ".")
-  ;; A relative clock subscription: userdata 7, tag clock, monotonic, 1 ms.
-  (data (i32.const 2048) "\07\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\01\00\00\00\00\00\00\00\40\42\0f\00\00\00\00\00")
-  (func (export "proxy_abi_version_0_2_1"))
-  (func (export "proxy_on_memory_allocate") (param $size i32) (result i32)
-    (local $p i32)
-    (local.set $p (global.get $heap))
-    (global.set $heap (i32.add (global.get $heap) (local.get $size)))
-    (local.get $p))
-  (func (export "proxy_on_context_create") (param i32 i32))
-  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
-  (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
-  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
-    (i32.store8 (i32.const 4000) (i32.add (i32.const 48) {call}))
+    let imports = format!(
+        r#"(import "wasi_snapshot_preview1" "{}" (func $f {signature}))
+  (import "env" "proxy_send_local_response" (func $reply (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))"#,
+        function(probe)
+    );
+    // A path, and a relative clock subscription: userdata 7, tag clock, monotonic, 1 ms.
+    let data = r#"(data (i32.const 1100) ".")
+  (data (i32.const 2048) "\07\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\01\00\00\00\00\00\00\00\40\42\0f\00\00\00\00\00")"#;
+    let request_headers = format!(
+        "(i32.store8 (i32.const 4000) (i32.add (i32.const 48) {call}))
     (drop (call $reply (i32.const 200) (i32.const 0) (i32.const 0) (i32.const 4000) (i32.const 1)
                        (i32.const 0) (i32.const 0) (i32.const -1)))
-    (i32.const 1))
-)"#,
-        function = function(probe)
+    (i32.const 1)"
     );
+    let text = fixtures::custom_module(&imports, data, "(i32.const 1)", &request_headers);
     wat::parse_str(&text).unwrap_or_else(|e| panic!("{probe}: {e}"))
 }
 

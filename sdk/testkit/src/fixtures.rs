@@ -12,6 +12,34 @@ pub fn configure_module(configure: &str) -> String {
     module_with(configure, OK)
 }
 
+/// The minimal module with its own `imports` (placed first, as wat requires), `definitions`
+/// (globals, data, functions) and the bodies of `proxy_on_configure` (its parameters: root
+/// context, configuration size) and `proxy_on_request_headers`. Memory from 65536 on is the
+/// allocator's; 1024..4096 is free for scratch use.
+pub fn custom_module(imports: &str, definitions: &str, configure: &str, request_headers: &str) -> String {
+    format!(
+        r#"(module
+  {imports}
+  (memory (export "memory") 2)
+  (global $heap (mut i32) (i32.const 65536))
+  {definitions}
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "proxy_on_memory_allocate") (param $size i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $heap))
+    (global.set $heap (i32.add (global.get $heap) (local.get $size)))
+    (local.get $p))
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_configure") (param i32 i32) (result i32)
+    {configure})
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    {request_headers})
+  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) (i32.const 0))
+)"#
+    )
+}
+
 /// A module whose `proxy_on_configure` calls WASI's `fd_fdstat_set_flags` (which Envoy and the
 /// host answer `ENOSYS`) and traps unless it succeeded, as a runtime insisting on non-blocking
 /// stdio would.
@@ -27,26 +55,11 @@ pub const UNSUPPORTED_WASI: &str = r#"(module
 )"#;
 
 fn module_with(configure: &str, request_headers: &str) -> String {
-    format!(
-        r#"(module
-  (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
-  (memory (export "memory") 2)
-  (global $heap (mut i32) (i32.const 65536))
-  (data (i32.const 1024) "panicked at src/lib.rs:7:5:\nboom")
-  (func (export "proxy_abi_version_0_2_1"))
-  (func (export "proxy_on_memory_allocate") (param $size i32) (result i32)
-    (local $p i32)
-    (local.set $p (global.get $heap))
-    (global.set $heap (i32.add (global.get $heap) (local.get $size)))
-    (local.get $p))
-  (func (export "proxy_on_context_create") (param i32 i32))
-  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
-  (func (export "proxy_on_configure") (param i32 i32) (result i32)
-    {configure})
-  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
-    {request_headers})
-  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) (i32.const 0))
-)"#
+    custom_module(
+        r#"(import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))"#,
+        r#"(data (i32.const 1024) "panicked at src/lib.rs:7:5:\nboom")"#,
+        configure,
+        request_headers,
     )
 }
 
@@ -110,30 +123,19 @@ pub const REDIS: &str = r#"(module
 
 /// Answers every request 200 with the plugin configuration it got in `proxy_on_configure`,
 /// byte for byte, as the body.
-pub const ECHO_CONFIGURATION: &str = r#"(module
-  (import "env" "proxy_get_buffer_bytes" (func $get (param i32 i32 i32 i32 i32) (result i32)))
-  (import "env" "proxy_send_local_response" (func $reply (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 2)
-  (global $heap (mut i32) (i32.const 65536))
-  (global $config (mut i32) (i32.const 0))
-  (global $config_len (mut i32) (i32.const 0))
-  (func (export "proxy_abi_version_0_2_1"))
-  (func (export "proxy_on_memory_allocate") (param $size i32) (result i32)
-    (local $p i32)
-    (local.set $p (global.get $heap))
-    (global.set $heap (i32.add (global.get $heap) (local.get $size)))
-    (local.get $p))
-  (func (export "proxy_on_context_create") (param i32 i32))
-  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
-  (func (export "proxy_on_configure") (param i32) (param $size i32) (result i32)
-    (if (local.get $size)
+pub fn echo_configuration() -> String {
+    custom_module(
+        r#"(import "env" "proxy_get_buffer_bytes" (func $get (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_send_local_response" (func $reply (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))"#,
+        "(global $config (mut i32) (i32.const 0))\n  (global $config_len (mut i32) (i32.const 0))",
+        "(if (local.get 1)
       (then
-        (drop (call $get (i32.const 7) (i32.const 0) (local.get $size) (i32.const 1024) (i32.const 1028)))
+        (drop (call $get (i32.const 7) (i32.const 0) (local.get 1) (i32.const 1024) (i32.const 1028)))
         (global.set $config (i32.load (i32.const 1024)))
         (global.set $config_len (i32.load (i32.const 1028)))))
-    (i32.const 1))
-  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
-    (drop (call $reply (i32.const 200) (i32.const 0) (i32.const 0) (global.get $config) (global.get $config_len)
+    (i32.const 1)",
+        "(drop (call $reply (i32.const 200) (i32.const 0) (i32.const 0) (global.get $config) (global.get $config_len)
                        (i32.const 0) (i32.const 0) (i32.const -1)))
-    (i32.const 1))
-)"#;
+    (i32.const 1)",
+    )
+}
