@@ -127,3 +127,69 @@ impl Drop for ControllerProcess {
         }
     }
 }
+
+/// Everything around a controller process that is killed and restarted: the API server with
+/// the CRD, a registry holding request-block, the servers' CA, ports kept across restarts, an
+/// upstream, and the WasmPlugins of namespace `gw`.
+pub struct Scene {
+    pub api: kube::Api<wasmplug_controller::WasmPlugin>,
+    pub cluster: crate::TestCluster,
+    pub registry: wasmplug_testkit::registry::TestRegistry,
+    /// request-block's image.
+    pub url: String,
+    pub pki: Pki,
+    pub ports: Ports,
+    pub upstream: wasmplug_testkit::upstream::Upstream,
+    pub rt: tokio::runtime::Runtime,
+}
+
+impl Scene {
+    pub fn start() -> Scene {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let cluster = rt.block_on(crate::TestCluster::start()).expect("API server (run `make apiserver-tools`)");
+        rt.block_on(cluster.install_crds(include_str!("../../../deploy/crd.yaml"))).unwrap();
+        let registry = wasmplug_testkit::registry::TestRegistry::start(Default::default());
+        let url = rt.block_on(crate::system::push_plugin(&registry.host, "plugins/request-block", "request-block"));
+        let api = kube::Api::namespaced(cluster.client(), "gw");
+        let (pki, ports, upstream) = (Pki::new(), Ports::free(), wasmplug_testkit::upstream::Upstream::start());
+        Scene { api, cluster, registry, url, pki, ports, upstream, rt }
+    }
+
+    /// A new controller process (`bin`) with a new, empty cache.
+    pub fn controller(&self, bin: &Path) -> ControllerProcess {
+        ControllerProcess::start(bin, self.cluster.kubeconfig_path(), &self.pki, &self.registry.host, &self.ports)
+    }
+
+    /// A new gateway `gw-1`.
+    pub fn gateway(&self) -> Gateway {
+        gateway(&self.pki, &self.ports, self.upstream.port(), "gw-1")
+    }
+
+    /// Creates WasmPlugin `block`: request-block answering 403 on `/blocked`.
+    pub fn create_block(&self) {
+        let wp: wasmplug_controller::WasmPlugin = serde_json::from_value(serde_json::json!({
+            "apiVersion": "wasmplug.io/v1alpha1", "kind": "WasmPlugin",
+            "metadata": { "name": "block", "namespace": "gw" },
+            "spec": { "url": self.url, "defaultConfig": { "block_urls": ["/blocked"] } },
+        }))
+        .unwrap();
+        self.rt.block_on(self.api.create(&Default::default(), &wp)).unwrap();
+    }
+
+    /// Makes `block`'s next generation one its schema refuses.
+    pub fn refuse_next_generation(&self) {
+        let bad = serde_json::json!({ "spec": { "defaultConfig": { "block_urls": "not a list" } } });
+        let params = kube::api::PatchParams::default();
+        self.rt.block_on(self.api.patch("block", &params, &kube::api::Patch::Merge(&bad))).unwrap();
+    }
+
+    /// `block`'s status as JSON.
+    pub fn status(&self) -> serde_json::Value {
+        serde_json::to_value(self.rt.block_on(self.api.get("block")).unwrap().status).unwrap()
+    }
+}
+
+/// The condition `kind` of a status (JSON), or null.
+pub fn condition(status: &serde_json::Value, kind: &str) -> serde_json::Value {
+    status["conditions"].as_array().and_then(|c| c.iter().find(|c| c["type"] == kind)).cloned().unwrap_or_default()
+}
