@@ -76,6 +76,7 @@ fn main() {
             size: bytes.len() as u64,
             schema: None,
             schema_source: None,
+            abi: None,
         };
         let pf = Arc::new(Preflight::new(Limits::default()));
         let started = Instant::now();

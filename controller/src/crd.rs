@@ -158,6 +158,23 @@ pub enum Target {
     Istio,
 }
 
+impl Target {
+    /// Its name in `spec.targets`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Envoy => "envoy",
+            Target::Higress => "higress",
+            Target::Istio => "istio",
+        }
+    }
+
+    /// Whether its data plane loads a module of this ABI: Higress's Envoy loads every one,
+    /// upstream Envoy (Istio's proxy too) not Higress's 0.2.100.
+    pub fn loads(self, abi: wasmplug_contract::AbiVersion) -> bool {
+        self == Target::Higress || abi.upstream_envoy_loads()
+    }
+}
+
 /// Labels a gateway must carry (all of them) to get the plugin.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]

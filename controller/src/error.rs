@@ -18,6 +18,12 @@ pub enum Error {
     NotConfirmed(#[source] wasmplug_oci::Error),
     #[error("digest mismatch: sha256 says {expected}, the module/image is {actual}")]
     DigestMismatch { expected: String, actual: String },
+    /// A target of `spec.targets` cannot load the module's ABI.
+    #[error(
+        "the module declares proxy-wasm ABI {} (`{}`), which {} does not load (spec.targets lists `{}`): target higress only, or build the module for ABI 0.2.1",
+        abi.version(), abi.export(), target_gateway(*target), target.name()
+    )]
+    AbiUnsupported { abi: wasmplug_contract::AbiVersion, target: crate::crd::Target },
     #[error("not supported: {what}")]
     Unsupported { what: &'static str },
     #[error("the plugin's config schema is invalid: {}", .0.0)]
@@ -61,6 +67,15 @@ pub enum Error {
     /// The plugin refused its configuration, or failed, in the controller's pre-flight host.
     #[error("pre-flight (the controller's proxy-wasm host): {}", preflight_summary(source))]
     Preflight { source: std::sync::Arc<wasmplug_host::HostError> },
+}
+
+/// The gateway a target's data plane is, for people.
+fn target_gateway(target: crate::crd::Target) -> &'static str {
+    match target {
+        crate::crd::Target::Envoy => "upstream Envoy",
+        crate::crd::Target::Istio => "Istio's proxy (upstream Envoy)",
+        crate::crd::Target::Higress => "Higress's gateway",
+    }
 }
 
 /// What a pre-flight refusal says in status: the callback and what the plugin logged, without
@@ -121,6 +136,7 @@ impl Error {
             Error::Image(e) | Error::NotConfirmed(e) => image_reason(e),
             Error::DigestMismatch { .. } => "DigestMismatch",
             Error::Unsupported { .. } => "Unsupported",
+            Error::AbiUnsupported { .. } => "UnsupportedAbi",
             Error::Io { .. } => "ModuleUnreadable",
             Error::PullSecret { .. } => "InvalidPullSecret",
             Error::Schema(_) => "InvalidSchema",

@@ -1,6 +1,7 @@
 //! The checks both modes run on each object, in order: what the API server's rules refuse,
-//! resolving the module, validating the configs against the module's schema, then the
-//! pre-flight (the plugin started on its configuration, [`crate::preflight`]). Each step runs
+//! resolving the module (and refusing one a target cannot load), validating the configs
+//! against the module's schema, then the pre-flight (the plugin started on its configuration,
+//! [`crate::preflight`]). Each step runs
 //! only when the one before passed. The mode says how a module is resolved, renders what
 //! passed, and builds the status from [`Checked::facts`] plus what it knows besides.
 
@@ -76,7 +77,7 @@ where
     let (mut resolved, mut check, mut verdict) = (None, None, None);
     if problems.is_empty() {
         let namespace = object.metadata.namespace.as_deref().unwrap_or_default();
-        let r = resolve().await;
+        let r = resolve().await.and_then(|r| crate::resolve::check_loadable(&object.spec, r));
         if let Ok(m) = &r {
             let c = config::check(&object.spec, namespace, m.schema.as_ref());
             check = Some(match c {

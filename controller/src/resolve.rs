@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
+use wasmplug_contract::AbiVersion;
 use wasmplug_oci::cache::Served;
 use wasmplug_oci::{Cache, Digest, ImageRef, MetadataSource, PluginMetadata, Registry};
 
@@ -30,6 +31,8 @@ pub struct Resolved {
     pub size: u64,
     pub schema: Option<Value>,
     pub schema_source: Option<String>,
+    /// The proxy-wasm ABI the module declares (`None`: none known).
+    pub abi: Option<AbiVersion>,
 }
 
 fn schema_of(meta: Option<PluginMetadata>, source: Option<&str>) -> (Option<Value>, Option<String>) {
@@ -62,6 +65,7 @@ pub fn resolve_file(spec: &WasmPluginSpec, path: &Path) -> Result<Resolved> {
         size: bytes.len() as u64,
         schema: found.0,
         schema_source: found.1,
+        abi: wasmplug_oci::metadata::abi_version(&name, &bytes)?,
     })
 }
 
@@ -105,8 +109,19 @@ pub async fn resolve_image(
         size: m.size,
         schema,
         schema_source,
+        abi: m.abi_version,
     };
     Ok((resolved, served))
+}
+
+/// Refuses a module that one of the spec's targets cannot load (upstream Envoy, and so Istio's
+/// proxy, refuses Higress's ABI 0.2.100).
+pub fn check_loadable(spec: &WasmPluginSpec, resolved: Resolved) -> Result<Resolved> {
+    let Some(abi) = resolved.abi else { return Ok(resolved) };
+    match spec.effective_targets().into_iter().find(|t| !t.loads(abi)) {
+        Some(target) => Err(Error::AbiUnsupported { abi, target }),
+        None => Ok(resolved),
+    }
 }
 
 /// Resolves any supported url. `cache` is needed for images.

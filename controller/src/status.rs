@@ -174,6 +174,7 @@ mod tests {
             size: 3,
             schema: None,
             schema_source: None,
+            abi: None,
         })
     }
 

@@ -31,6 +31,7 @@ fn resolved(path: &Path) -> Resolved {
         size: bytes.len() as u64,
         schema: None,
         schema_source: None,
+        abi: None,
     }
 }
 

@@ -22,6 +22,21 @@ fn cond<'a>(r: &'a Report, kind: &str) -> &'a k8s_openapi::apimachinery::pkg::ap
     r.status.conditions.iter().find(|c| c.type_ == kind).unwrap()
 }
 
+/// The smallest binary module that declares Higress's proxy-wasm ABI 0.2.100.
+fn higress_abi_module() -> Vec<u8> {
+    let name = b"proxy_abi_version_0_2_100";
+    let section = |id: u8, body: Vec<u8>| [vec![id, body.len() as u8], body].concat();
+    let export = [vec![1, name.len() as u8], name.to_vec(), vec![0, 0]].concat();
+    [
+        b"\0asm\x01\0\0\0".to_vec(),
+        section(1, vec![1, 0x60, 0, 0]),
+        section(3, vec![1, 0]),
+        section(7, export),
+        section(10, vec![1, 2, 0, 0x0b]),
+    ]
+    .concat()
+}
+
 fn setup(dir: &Path) -> (String, String) {
     let hello = format!("file://{}", plugin_module("hello-world").display());
     let block = format!("file://{}", plugin_module("request-block").display());
@@ -60,6 +75,11 @@ fn setup(dir: &Path) -> (String, String) {
     w("e-noschema.yaml", manifest("no-schema", &format!("file://{}", bare.display()), ""));
     w("f-scheme.yaml", manifest("bad-scheme", "ftp://x/y", ""));
     w("g-missing.yaml", manifest("missing", "file:///nonexistent/x.wasm", ""));
+    let higress = dir.join("higress-abi.wasm");
+    std::fs::write(&higress, higress_abi_module()).unwrap();
+    let higress = format!("file://{}", higress.display());
+    w("h-abi-envoy.yaml", manifest("abi-for-envoy", &higress, "  targets: [higress, envoy]\n"));
+    w("h-abi-higress.yaml", manifest("abi-for-higress", &higress, "  targets: [higress]\n"));
     (hello, block)
 }
 
@@ -87,7 +107,9 @@ async fn renders_ready_plugins_and_reports_each_failure() {
             "gw/unquoted",
             "gw/no-schema",
             "gw/bad-scheme",
-            "gw/missing"
+            "gw/missing",
+            "gw/abi-for-envoy",
+            "gw/abi-for-higress"
         ]
     );
     let r = |id: &str| reports.iter().find(|r| r.id == id).unwrap();
@@ -117,6 +139,15 @@ async fn renders_ready_plugins_and_reports_each_failure() {
     assert_eq!(cond(r("gw/bad-scheme"), "Accepted").status, "False");
     assert!(cond(r("gw/bad-scheme"), "Accepted").message.contains("ftp://x/y"));
     assert_eq!(cond(r("gw/missing"), "ResolvedRefs").reason, "ModuleUnreadable");
+    // Upstream Envoy refuses Higress's ABI 0.2.100: not delivered to it, and status says why.
+    let refused = cond(r("gw/abi-for-envoy"), "ResolvedRefs");
+    assert_eq!((refused.status.as_str(), refused.reason.as_str()), ("False", "UnsupportedAbi"));
+    assert!(
+        refused.message.contains("ABI 0.2.100") && refused.message.contains("spec.targets lists `envoy`"),
+        "{}",
+        refused.message
+    );
+    assert_eq!(cond(r("gw/abi-for-higress"), "ResolvedRefs").status, "True", "Higress loads ABI 0.2.100");
 
     // Only the ready plugins are rendered; the filter chain is in phase order.
     let chain: Value = serde_json::from_str(&std::fs::read_to_string(out.join("envoy-filters.json")).unwrap()).unwrap();

@@ -25,7 +25,7 @@ fn serving(generation: i64, path: &Path, content: &[u8]) -> Serving {
     }))
     .unwrap();
     let module = ResolvedModule { image_digest: None, module_sha256: hex::encode(Sha256::digest(content)) };
-    let resolved = Resolved { module, path: path.to_path_buf(), size: 0, schema: None, schema_source: None };
+    let resolved = Resolved { module, path: path.to_path_buf(), size: 0, schema: None, schema_source: None, abi: None };
     Serving { generation: Some(generation), object, resolved }
 }
 

@@ -44,9 +44,29 @@ impl AbiVersion {
         self != AbiVersion::V0_2_100
     }
 
+    /// The version a `0.2.1` string names.
+    pub fn from_version(version: &str) -> Option<AbiVersion> {
+        AbiVersion::ALL.into_iter().find(|v| v.version() == version)
+    }
+
     /// Which gateways load it, for people: `Envoy and Higress`.
     pub fn gateways(self) -> &'static str {
         if self.upstream_envoy_loads() { "Envoy and Higress" } else { "Higress only; upstream Envoy refuses it" }
+    }
+}
+
+/// Written as its version string (`"0.2.1"`).
+impl serde::Serialize for AbiVersion {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.version())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for AbiVersion {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        AbiVersion::from_version(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown proxy-wasm ABI version `{text}`")))
     }
 }
 
@@ -61,5 +81,11 @@ mod tests {
             assert_eq!(AbiVersion::from_export(v.export()), Some(v));
         }
         assert_eq!(AbiVersion::from_export("proxy_abi_version_0_3_0"), None);
+        for v in AbiVersion::ALL {
+            let json = serde_json::to_string(&v).unwrap();
+            assert_eq!(json, format!("\"{}\"", v.version()));
+            assert_eq!(serde_json::from_str::<AbiVersion>(&json).unwrap(), v);
+        }
+        assert!(serde_json::from_str::<AbiVersion>("\"0.3.0\"").is_err());
     }
 }

@@ -17,7 +17,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::metadata::PluginMetadata;
+use crate::metadata::{AbiVersion, PluginMetadata};
 use crate::pull::{MetadataSource, fetch_image_manifest, pull_layers};
 use crate::reference::{Digest, ImageRef};
 use crate::registry::{Progress, Registry};
@@ -49,6 +49,10 @@ pub struct CachedModule {
     pub format: String,
     pub metadata: Option<PluginMetadata>,
     pub metadata_source: Option<MetadataSource>,
+    /// The proxy-wasm ABI the module declares; records written before it was kept get it from
+    /// the module when they are read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abi_version: Option<AbiVersion>,
     /// Where the module is (not stored in the record).
     #[serde(skip)]
     pub path: PathBuf,
@@ -103,10 +107,15 @@ impl Cache {
     fn load(&self, record: &Path) -> Option<CachedModule> {
         let mut m: CachedModule = serde_json::from_slice(&std::fs::read(record).ok()?).ok()?;
         let path = self.module_path(&Digest::parse(&m.module_digest).ok()?);
-        (std::fs::metadata(&path).ok()?.len() == m.size).then(|| {
-            m.path = path;
-            m
-        })
+        if std::fs::metadata(&path).ok()?.len() != m.size {
+            return None;
+        }
+        if m.abi_version.is_none() {
+            let module = std::fs::read(&path).ok()?;
+            m.abi_version = crate::metadata::abi_version(&m.reference, &module).ok()?;
+        }
+        m.path = path;
+        Some(m)
     }
 
     /// The cached module for a reference, if any, without contacting the registry.
@@ -237,6 +246,7 @@ impl Cache {
             format: pulled.format.name().to_string(),
             metadata: pulled.metadata,
             metadata_source: pulled.metadata_source,
+            abi_version: pulled.abi_version,
             path: self.module_path(&pulled.module_digest),
         };
         let json = serde_json::to_vec_pretty(&record).map_err(|e| Error::bad(image.to_string(), e.to_string()))?;

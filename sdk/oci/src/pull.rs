@@ -6,7 +6,7 @@ use crate::archive::{check_wasm, extract_plugin_wasm};
 use crate::error::{Error, Result};
 use crate::layout::{Format, ModuleEncoding, Plan, classify, pick_from_index};
 use crate::media::{Descriptor, Index, Manifest};
-use crate::metadata::PluginMetadata;
+use crate::metadata::{AbiVersion, PluginMetadata};
 use crate::reference::{Digest, ImageRef};
 use crate::registry::{Progress, Registry};
 
@@ -34,6 +34,8 @@ pub struct PulledImage {
     pub module_digest: Digest,
     pub metadata: Option<PluginMetadata>,
     pub metadata_source: Option<MetadataSource>,
+    /// The proxy-wasm ABI the module declares (`None`: none this project knows).
+    pub abi_version: Option<AbiVersion>,
     pub readme: Option<String>,
 }
 
@@ -137,6 +139,7 @@ pub async fn pull_layers(
             None => (None, None),
         },
     };
+    let abi_version = crate::metadata::abi_version(&name, &module)?;
     Ok(PulledImage {
         reference: image.clone(),
         format: plan.format,
@@ -146,6 +149,7 @@ pub async fn pull_layers(
         module_digest,
         metadata,
         metadata_source,
+        abi_version,
         readme,
     })
 }
