@@ -305,3 +305,29 @@ fn the_configuration_reaches_the_plugin_byte_for_byte_and_yaml_as_json() {
         assert_eq!((response.status, response.text()), (200, expected.to_string()), "{name}");
     }
 }
+
+#[test]
+fn a_module_compiles_once_and_later_starts_load_it_compiled() {
+    let tmp = tempfile::tempdir().unwrap();
+    let upstream = Upstream::start();
+    let args = [
+        s("--upstream"),
+        format!("http://127.0.0.1:{}", upstream.port()),
+        s("--plugin"),
+        plugin_module("raw-headers").display().to_string(),
+        s("--compile-cache"),
+        tmp.path().join("compiled").display().to_string(),
+    ];
+    let line = |gw: &Gateway| {
+        let out = gw.wait_output("raw-headers (");
+        out.lines().find(|l| l.contains("1. raw-headers")).map(str::to_string).unwrap_or(out)
+    };
+    let first = Gateway::start(&args);
+    assert!(line(&first).contains(", compiled in "), "{}", first.output());
+    drop(first);
+
+    let second = Gateway::start(&args);
+    assert!(line(&second).contains(", loaded compiled in ") && line(&second).contains("(compile cache)"), "{}", second.output());
+    assert_eq!(client::get(second.port, "/").unwrap().status, 200);
+    assert_eq!(std::fs::read_dir(tmp.path().join("compiled")).unwrap().count(), 1);
+}

@@ -13,7 +13,7 @@
 //! assert_eq!(exchange.upstream_request.unwrap().header("hello"), Some("world"));
 //! ```
 //!
-//! - [`Plugin`] compiles a module once; [`Plugin::start`] starts a [`Vm`] (instantiate,
+//! - [`Plugin`] compiles a module once (or loads it compiled from a [`CompileCache`]); [`Plugin::start`] starts a [`Vm`] (instantiate,
 //!   `_initialize`, `proxy_on_vm_start`, `proxy_on_configure`) with a memory cap and a time
 //!   budget per call (epoch interruption).
 //! - [`Vm::run`] drives a whole request as Envoy does and returns an [`Exchange`]: what the
@@ -25,6 +25,7 @@
 
 pub mod abi;
 mod callout;
+mod compile_cache;
 mod error;
 mod exchange;
 mod imports;
@@ -39,6 +40,7 @@ pub use callout::{
     CalloutHandler, CalloutReply, FnCallouts, HttpCall, HttpResponse, ManualCallouts, RedisCall, RedisReply,
     decode_command, encode_command,
 };
+pub use compile_cache::{Compilation, CompileCache};
 pub use error::{Callback, Fault, FaultKind, HostError, Result};
 pub use exchange::{Exchange, Request, Upstream, UpstreamRequest};
 pub use state::{LocalResponse, LogRecord, Metric, MetricKind};

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 use wasmtime::{Config, Engine, InstancePre, Linker, Module, Store, Trap, TypedFunc, WasmParams, WasmResults};
 
 use crate::abi::LogLevel;
+use crate::compile_cache::{Compilation, CompileCache};
 use crate::callout::{CalloutHandler, CalloutReply, HttpResponse, ManualCallouts, RedisReply};
 use crate::error::{Callback, Fault, FaultKind, HostError, Result};
 use crate::state::{Delivery, HostState, Limiter, LogRecord, Metric, Shared};
@@ -58,6 +59,7 @@ struct PluginInner {
     engine: Engine,
     pre: InstancePre<HostState>,
     shared: Shared,
+    compilation: Compilation,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -76,12 +78,30 @@ impl Plugin {
         Plugin::from_bytes(name, &bytes)
     }
 
+    /// Like [`Plugin::load`], through a [`CompileCache`]: a module compiled before on this
+    /// machine (same bytes, same engine settings) is loaded instead of compiled.
+    pub fn load_cached(name: impl Into<String>, path: impl AsRef<Path>, cache: &CompileCache) -> Result<Plugin> {
+        let path = path.as_ref();
+        let bytes =
+            std::fs::read(path).map_err(|source| HostError::Read { path: path.display().to_string(), source })?;
+        Plugin::build(name.into(), &bytes, Some(cache))
+    }
+
     /// Compiles a module from its bytes (binary wasm, or wat text).
     pub fn from_bytes(name: impl Into<String>, bytes: &[u8]) -> Result<Plugin> {
-        let name = name.into();
+        Plugin::build(name.into(), bytes, None)
+    }
+
+    fn build(name: String, bytes: &[u8], cache: Option<&CompileCache>) -> Result<Plugin> {
         let engine = engine()?;
         let invalid = |reason: String| HostError::InvalidModule { plugin: name.clone(), reason };
-        let module = Module::new(&engine, bytes).map_err(|e| invalid(format!("{e:#}")))?;
+        let started = std::time::Instant::now();
+        let (module, compilation) = match cache {
+            Some(cache) => cache.module(&engine, bytes),
+            None => Module::new(&engine, bytes)
+                .map(|m| (m, Compilation { took: started.elapsed(), from_cache: false })),
+        }
+        .map_err(|e| invalid(format!("{e:#}")))?;
         // Every version Envoy 1.40 loads, and Higress's 0.2.100, which upstream Envoy refuses.
         if !module.exports().any(|e| AbiVersion::from_export(e.name()).is_some()) {
             let known: Vec<&str> = AbiVersion::ALL.iter().map(|v| v.export()).collect();
@@ -103,11 +123,16 @@ impl Plugin {
                 _ => invalid(text),
             }
         })?;
-        Ok(Plugin { inner: Arc::new(PluginInner { name, engine, pre, shared: Shared::default() }) })
+        Ok(Plugin { inner: Arc::new(PluginInner { name, engine, pre, shared: Shared::default(), compilation }) })
     }
 
     pub fn name(&self) -> &str {
         &self.inner.name
+    }
+
+    /// How long obtaining the compiled module took, and whether it came from a [`CompileCache`].
+    pub fn compilation(&self) -> Compilation {
+        self.inner.compilation
     }
 
     /// The same compiled module under another plugin name, with its own shared data: no
@@ -120,6 +145,7 @@ impl Plugin {
                 engine: inner.engine.clone(),
                 pre: inner.pre.clone(),
                 shared: Shared::default(),
+                compilation: inner.compilation,
             }),
         }
     }

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use wasmplug_contract::Phase;
 use wasmplug_host::{
-    CalloutHandler, FailStrategy, HttpResponse, LogLevel, Pairs, Plugin, Request, UpstreamRequest, Vm, VmOptions,
+    CalloutHandler, Compilation, CompileCache, FailStrategy, HttpResponse, LogLevel, Pairs, Plugin, Request, UpstreamRequest, Vm, VmOptions,
 };
 
 /// A plugin of the chain, as given on the command line.
@@ -36,6 +36,8 @@ pub fn order(specs: &mut [PluginSpec]) {
 
 pub struct Stage {
     pub spec: PluginSpec,
+    /// How its running module was obtained (compiled, or from the compile cache).
+    pub compilation: Compilation,
     vm: Vm,
 }
 
@@ -56,30 +58,53 @@ pub struct StageReport {
     pub ran: bool,
 }
 
-/// Starts one VM per plugin (in the caller's thread: VMs stay on it).
-pub fn start(specs: &[PluginSpec], callouts: &dyn Fn() -> Box<dyn CalloutHandler>) -> Result<Vec<Stage>> {
-    specs.iter().map(|spec| Ok(Stage { spec: spec.clone(), vm: start_vm(spec, callouts)? })).collect()
+/// How the chain's VMs are started: their callouts, and where compiled modules are kept.
+pub struct Starter<'a> {
+    pub callouts: &'a dyn Fn() -> Box<dyn CalloutHandler>,
+    pub cache: Option<&'a CompileCache>,
 }
 
-fn start_vm(spec: &PluginSpec, callouts: &dyn Fn() -> Box<dyn CalloutHandler>) -> Result<Vm> {
-    let plugin = Plugin::load(spec.name.clone(), &spec.module)
-        .with_context(|| format!("cannot load {}", spec.module.display()))?;
+/// Starts one VM per plugin (in the caller's thread: VMs stay on it).
+pub fn start(specs: &[PluginSpec], starter: &Starter) -> Result<Vec<Stage>> {
+    specs
+        .iter()
+        .map(|spec| {
+            let (vm, compilation) = start_vm(spec, starter)?;
+            Ok(Stage { spec: spec.clone(), compilation, vm })
+        })
+        .collect()
+}
+
+fn start_vm(spec: &PluginSpec, starter: &Starter) -> Result<(Vm, Compilation)> {
+    let plugin = match starter.cache {
+        Some(cache) => Plugin::load_cached(spec.name.clone(), &spec.module, cache),
+        None => Plugin::load(spec.name.clone(), &spec.module),
+    }
+    .with_context(|| format!("cannot load {}", spec.module.display()))?;
     let options = VmOptions::default()
         .configuration(spec.configuration.clone())
         .fail_strategy(FailStrategy::FailClose)
         .log_level(LogLevel::Debug)
-        .callouts(BoxedCallouts(callouts()));
-    plugin.start(options).with_context(|| format!("plugin {} refused to start", spec.name))
+        .callouts(BoxedCallouts((starter.callouts)()));
+    let vm = plugin.start(options).with_context(|| format!("plugin {} refused to start", spec.name))?;
+    Ok((vm, plugin.compilation()))
 }
 
 impl Stage {
     /// Replaces the VM with one of `spec` (module and configuration read again); on failure
     /// the running VM stays.
-    pub fn reload(&mut self, spec: PluginSpec, callouts: &dyn Fn() -> Box<dyn CalloutHandler>) -> Result<()> {
-        self.vm = start_vm(&spec, callouts)?;
+    pub fn reload(&mut self, spec: PluginSpec, starter: &Starter) -> Result<()> {
+        (self.vm, self.compilation) = start_vm(&spec, starter)?;
         self.spec = spec;
         Ok(())
     }
+}
+
+/// How a module was obtained, for people: `compiled in 1.20 s` or `loaded compiled in 4 ms`.
+pub fn describe(compilation: &Compilation) -> String {
+    let took = compilation.took;
+    let took = if took.as_secs() >= 1 { format!("{:.2} s", took.as_secs_f64()) } else { format!("{} ms", took.as_millis()) };
+    if compilation.from_cache { format!("loaded compiled in {took} (compile cache)") } else { format!("compiled in {took}") }
 }
 
 struct BoxedCallouts(Box<dyn CalloutHandler>);

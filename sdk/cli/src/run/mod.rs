@@ -27,7 +27,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::sync::oneshot;
 use wasmplug_contract::Phase;
-use wasmplug_host::{CalloutHandler, CalloutReply, HttpCall, HttpResponse, Request, UpstreamRequest};
+use wasmplug_host::{CalloutHandler, CalloutReply, Compilation, CompileCache, HttpCall, HttpResponse, Request, UpstreamRequest};
 
 pub use chain::PluginSpec;
 
@@ -59,6 +59,14 @@ pub struct RunArgs {
     /// Print, per request, which plugins ran, what each changed and why a request was answered locally.
     #[arg(long)]
     pub explain: bool,
+    /// Where compiled modules are kept, by module sha256 and engine settings, so a module
+    /// compiles once per machine [default: $XDG_CACHE_HOME/wasmplug/compiled, else
+    /// ~/.cache/wasmplug/compiled].
+    #[arg(long, value_name = "DIR", conflicts_with = "no_compile_cache")]
+    pub compile_cache: Option<PathBuf>,
+    /// Compile every module at each start instead.
+    #[arg(long)]
+    pub no_compile_cache: bool,
 }
 
 /// `http://host:port[/prefix]`.
@@ -245,12 +253,17 @@ pub async fn run(args: RunArgs) -> Result<()> {
         let (name, url) = c.split_once('=').with_context(|| format!("--cluster {c}: expected NAME=URL"))?;
         clusters.insert(name.to_string(), Target::parse(url)?);
     }
+    let compile_cache = match (&args.compile_cache, args.no_compile_cache) {
+        (_, true) => None,
+        (Some(dir), false) => Some(CompileCache::new(dir)),
+        (None, false) => CompileCache::default_dir().map(CompileCache::new),
+    };
     let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
     let runtime = tokio::runtime::Handle::current();
 
     // The worker thread owns the VMs.
     let (jobs, job_rx) = mpsc::channel::<Job>();
-    let (ready_tx, ready_rx) = oneshot::channel::<Result<()>>();
+    let (ready_tx, ready_rx) = oneshot::channel::<Result<Vec<Compilation>>>();
     {
         let (specs, client, runtime, target, explain) =
             (specs.clone(), client.clone(), runtime.clone(), target.clone(), args.explain);
@@ -262,9 +275,10 @@ pub async fn run(args: RunArgs) -> Result<()> {
                     client: client.clone(),
                 })
             };
-            let mut stages = match chain::start(&specs, &callouts) {
+            let starter = chain::Starter { callouts: &callouts, cache: compile_cache.as_ref() };
+            let mut stages = match chain::start(&specs, &starter) {
                 Ok(stages) => {
-                    let _ = ready_tx.send(Ok(()));
+                    let _ = ready_tx.send(Ok(stages.iter().map(|s| s.compilation).collect()));
                     stages
                 }
                 Err(e) => {
@@ -287,10 +301,14 @@ pub async fn run(args: RunArgs) -> Result<()> {
                     let mut spec = stage.spec.clone();
                     let result = read_configuration(spec.config_path.as_deref()).and_then(|configuration| {
                         spec.configuration = configuration;
-                        stage.reload(spec, &callouts)
+                        stage.reload(spec, &starter)
                     });
                     match result {
-                        Ok(()) => say(&format!("reloaded {}", stage.spec.name)),
+                        Ok(()) => say(&format!(
+                            "reloaded {} ({})",
+                            stage.spec.name,
+                            chain::describe(&stage.compilation)
+                        )),
                         Err(e) => say(&format!(
                             "reload of {} failed, the previous version keeps running: {e:#}",
                             stage.spec.name
@@ -320,15 +338,23 @@ pub async fn run(args: RunArgs) -> Result<()> {
             }
         })?;
     }
-    ready_rx.await.context("the plugin chain did not start")??;
+    let compilations = ready_rx.await.context("the plugin chain did not start")??;
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
     say(&format!("listening on http://{addr}, upstream {}", args.upstream));
-    for (i, s) in specs.iter().enumerate() {
-        say(&format!("  {}. {} ({}, priority {}) {}", i + 1, s.name, s.phase, s.priority, s.module.display()));
+    for (i, (s, compilation)) in specs.iter().zip(&compilations).enumerate() {
+        say(&format!(
+            "  {}. {} ({}, priority {}) {}, {}",
+            i + 1,
+            s.name,
+            s.phase,
+            s.priority,
+            s.module.display(),
+            chain::describe(compilation)
+        ));
     }
 
     let cluster = target.cluster_name();
