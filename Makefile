@@ -11,7 +11,7 @@ WASM_PACKAGES := $(addprefix -p ,$(PLUGINS)) -p raw-hello -p raw-headers -p sdk-
 PLUGIN_TEST_PACKAGES := $(PLUGINS) sdk-probe raw-hello raw-headers wasmplug-sdk-build
 ENVOY_TEST_PACKAGES := $(PLUGIN_TEST_PACKAGES) wasmplug-host wasmplug-xds
 
-.PHONY: generated check-generated helm-tools tools envoy registry-tools apiserver-tools wasm test lint unit plugins host xds bench-host demo demo-check demo-static bench-size bench-throughput bench bench-oci bench-xds bench-controller bench-gateway bench-preflight bench-restart
+.PHONY: generated check-generated helm-tools tools envoy registry-tools apiserver-tools wasm test lint unit plugins host xds bench-host demo demo-check demo-static bench-size bench-throughput bench bench-oci bench-xds bench-controller bench-gateway bench-preflight bench-restart bench-compile-cache
 
 tools: envoy
 	rustup target add wasm32-wasip1 >/dev/null
@@ -92,6 +92,12 @@ check-generated: generated
 
 # Everything CI runs.
 test: tools registry-tools apiserver-tools lint check-generated unit plugins host xds demo-check
+
+# Compiling a module vs loading it from the compile cache (SDK and Go-built modules).
+bench-compile-cache: wasm
+	mkdir -p sdk/host/bench
+	WASMPLUG_SKIP_WASM_BUILD=1 $(CARGO) bench -q -p wasmplug-host --bench compile_cache > sdk/host/bench/compile-cache.md
+	cat sdk/host/bench/compile-cache.md
 
 # Host vs Envoy per-request cost and VM start time.
 bench-host: wasm

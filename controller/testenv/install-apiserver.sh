@@ -3,8 +3,8 @@
 #   - etcd, from Debian's `etcd-server` package, when `etcd` is not on PATH;
 #   - apiextensions-apiserver, built from Debian sid's Go source packages.
 #
-# The build uses a private apt configuration (its own sources list, state, status file and
-# cache), so the system's apt sources and dpkg database are never touched. The binary is cached
+# The build uses a private apt configuration (sid-apt.sh), so the system's apt sources and dpkg
+# database are never touched. The binary is cached
 # under ${XDG_CACHE_HOME:-$HOME/.cache}/wasmplug/apiextensions-apiserver-<package version>; when
 # one is cached, nothing is downloaded or built. Set WASMPLUG_APISERVER_REBUILD=1 to check sid for
 # a newer package version anyway.
@@ -13,7 +13,6 @@
 set -euo pipefail
 
 CACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/wasmplug"
-SID_MIRROR="${WASMPLUG_SID_MIRROR:-http://deb.debian.org/debian}"
 PACKAGES=(golang-k8s-apiextensions-apiserver-dev golang-go)
 
 step="start"
@@ -53,22 +52,10 @@ step="prepare a private apt configuration"
 work="$(mktemp -d "$CACHE_DIR/build.XXXXXX")"
 cleanup() { rm -rf "$work"; }
 trap cleanup EXIT
-mkdir -p "$work/state/lists/partial" "$work/cache/archives/partial" "$work/root" "$work/gocache"
-: >"$work/state/status"
-echo "deb $SID_MIRROR sid main" >"$work/sources.list"
-APT_OPTS=(
-    -o "Dir::State=$work/state"
-    -o "Dir::State::status=$work/state/status"
-    -o "Dir::Etc::SourceList=$work/sources.list"
-    -o "Dir::Etc::SourceParts=/dev/null"
-    -o "Dir::Etc::Preferences=/dev/null"
-    -o "Dir::Etc::PreferencesParts=/dev/null"
-    -o "Dir::Cache=$work/cache"
-    -o "APT::Install-Recommends=false"
-    -o "APT::Install-Suggests=false"
-    -o "APT::Sandbox::User=root"
-    -o "Debug::NoLocking=true"
-)
+mkdir -p "$work/root" "$work/gocache"
+# shellcheck source=sid-apt.sh
+source "$(dirname "${BASH_SOURCE[0]}")/sid-apt.sh"
+sid_apt_setup "$work"
 
 step="apt-get update (Debian sid package lists)"
 log "fetching Debian sid package lists"

@@ -327,7 +327,11 @@ fn a_module_compiles_once_and_later_starts_load_it_compiled() {
     drop(first);
 
     let second = Gateway::start(&args);
-    assert!(line(&second).contains(", loaded compiled in ") && line(&second).contains("(compile cache)"), "{}", second.output());
+    assert!(
+        line(&second).contains(", loaded compiled in ") && line(&second).contains("(compile cache)"),
+        "{}",
+        second.output()
+    );
     assert_eq!(client::get(second.port, "/").unwrap().status, 200);
     assert_eq!(std::fs::read_dir(tmp.path().join("compiled")).unwrap().count(), 1);
 }

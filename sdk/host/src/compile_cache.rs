@@ -87,7 +87,8 @@ impl CompileCache {
         match unsafe { Module::deserialize(engine, &bytes) } {
             Ok(module) => {
                 // Mark it used, for the least-recently-used pruning.
-                let _ = std::fs::File::options().append(true).open(entry).and_then(|f| f.set_modified(SystemTime::now()));
+                let _ =
+                    std::fs::File::options().append(true).open(entry).and_then(|f| f.set_modified(SystemTime::now()));
                 Some(module)
             }
             Err(e) => {
@@ -106,10 +107,7 @@ impl CompileCache {
             use std::os::unix::fs::PermissionsExt;
             match std::fs::metadata(&self.dir) {
                 Ok(meta) if meta.permissions().mode() & 0o022 != 0 => {
-                    log::warn!(
-                        "compile cache {} is writable by others: not used (chmod go-w it)",
-                        self.dir.display()
-                    );
+                    log::warn!("compile cache {} is writable by others: not used (chmod go-w it)", self.dir.display());
                     false
                 }
                 Ok(meta) => meta.is_dir(),

@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime};
 use wasmtime::{Config, Engine, InstancePre, Linker, Module, Store, Trap, TypedFunc, WasmParams, WasmResults};
 
 use crate::abi::LogLevel;
-use crate::compile_cache::{Compilation, CompileCache};
 use crate::callout::{CalloutHandler, CalloutReply, HttpResponse, ManualCallouts, RedisReply};
+use crate::compile_cache::{Compilation, CompileCache};
 use crate::error::{Callback, Fault, FaultKind, HostError, Result};
 use crate::state::{Delivery, HostState, Limiter, LogRecord, Metric, Shared};
 
@@ -98,8 +98,9 @@ impl Plugin {
         let started = std::time::Instant::now();
         let (module, compilation) = match cache {
             Some(cache) => cache.module(&engine, bytes),
-            None => Module::new(&engine, bytes)
-                .map(|m| (m, Compilation { took: started.elapsed(), from_cache: false })),
+            None => {
+                Module::new(&engine, bytes).map(|m| (m, Compilation { took: started.elapsed(), from_cache: false }))
+            }
         }
         .map_err(|e| invalid(format!("{e:#}")))?;
         // Every version Envoy 1.40 loads, and Higress's 0.2.100, which upstream Envoy refuses.

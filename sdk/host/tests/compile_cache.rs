@@ -92,3 +92,20 @@ fn another_module_gets_its_own_entry() {
     assert!(!other.compilation().from_cache);
     assert_eq!(entries(cache.dir()).len(), 2);
 }
+
+#[test]
+fn a_go_built_plugin_runs_and_its_second_start_loads_compiled() {
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/go-plugin");
+    let module = wasm::go_module(&source).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = CompileCache::new(dir.path().join("compiled"));
+    for from_cache in [false, true] {
+        let plugin = Plugin::load_cached("go-plugin", &module, &cache).unwrap();
+        assert_eq!(plugin.compilation().from_cache, from_cache);
+        let mut vm = plugin.start(VmOptions::default().configuration("/deny")).unwrap();
+        let denied = vm.run(&Request::get("/deny/x"), &mut HttpResponse::new(200, "ok")).unwrap();
+        assert_eq!((denied.response.status, denied.response.body.as_slice()), (403, &b"denied by go-plugin\n"[..]));
+        let passed = vm.run(&Request::get("/"), &mut HttpResponse::new(200, "ok")).unwrap();
+        assert_eq!(passed.upstream_request.unwrap().header("x-go-plugin"), Some("5"), "the configuration's length");
+    }
+}

@@ -287,8 +287,8 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-/// Modules written in text: what FAIL_CLOSED and FAIL_OPEN do with a trapping plugin, and the
-/// configuration a plugin reads.
+/// Modules not written with the SDK: in text, what FAIL_CLOSED and FAIL_OPEN do with a trapping
+/// plugin, and the configuration a plugin reads; in Go, a raw-ABI plugin.
 fn hostile_cases(dir: &std::path::Path) -> Vec<Case> {
     let mut out = Vec::new();
     for (name, body) in [("trap", wasmplug_testkit::fixtures::TRAP), ("panic", wasmplug_testkit::fixtures::PANIC)] {
@@ -300,6 +300,15 @@ fn hostile_cases(dir: &std::path::Path) -> Vec<Case> {
             out.push(Case { name: "hostile", module: path.clone(), config: String::new(), fail_open, requests });
         }
     }
+    // A plugin built with Go against the raw ABI, as Higress builds its plugins: Go's runtime
+    // start (WASI), its configuration, headers, a local reply and a body passed through.
+    let go = wasm::go_module(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/go-plugin")).unwrap();
+    let requests = vec![
+        Request::get("/").host("example.com"),
+        Request::get("/deny/x").host("example.com"),
+        Request::post("/upload", "go body").host("example.com"),
+    ];
+    out.push(Case { name: "go-plugin", module: go, config: "/deny".into(), fail_open: false, requests });
     // The configuration as the plugin reads it, byte for byte: raw text and JSON with its own
     // spacing.
     let echo = dir.join("echo.wasm");

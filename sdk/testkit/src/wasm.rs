@@ -98,3 +98,40 @@ fn build(crate_name: &str) -> Result<(), String> {
         ))
     }
 }
+
+/// The `.wasm` module of the Go plugin in `source` (a directory with `go.mod`), built the way
+/// Higress builds its Go plugins (`GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared`) with
+/// the toolchain `controller/testenv/install-go.sh` installs (cached; standard library only).
+/// Written to `go/<directory name>.wasm` under [`target_dir`].
+pub fn go_module(source: &Path) -> Result<PathBuf, String> {
+    let root = workspace_root();
+    let install = root.join("controller/testenv/install-go.sh");
+    let out = Command::new(&install).output().map_err(|e| format!("cannot run {}: {e}", install.display()))?;
+    let go = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().trim().to_string();
+    if !out.status.success() || go.is_empty() {
+        return Err(format!("{} failed: {}", install.display(), String::from_utf8_lossy(&out.stderr)));
+    }
+    let goroot = Path::new(&go).parent().and_then(Path::parent).ok_or_else(|| format!("{go}: no GOROOT"))?;
+    let name = source.file_name().map(|n| n.to_string_lossy().replace('-', "_")).unwrap_or_default();
+    let module = target_dir().join("go").join(format!("{name}.wasm"));
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("wasmplug/gocache");
+    let out = Command::new(&go)
+        .current_dir(source)
+        .envs([("GOROOT", goroot.as_os_str()), ("GOCACHE", cache.as_os_str())])
+        .envs([("GOTOOLCHAIN", "local"), ("GOPROXY", "off"), ("CGO_ENABLED", "0"), ("GOOS", "wasip1")])
+        .envs([("GOARCH", "wasm"), ("GOFLAGS", "")])
+        .args(["build", "-buildmode=c-shared", "-o"])
+        .arg(&module)
+        .arg(".")
+        .output()
+        .map_err(|e| format!("cannot run {go}: {e}"))?;
+    if out.status.success() {
+        Ok(module)
+    } else {
+        Err(format!("go build in {} failed: {}", source.display(), String::from_utf8_lossy(&out.stderr)))
+    }
+}

@@ -12,7 +12,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use wasmplug_contract::Phase;
 use wasmplug_host::{
-    CalloutHandler, Compilation, CompileCache, FailStrategy, HttpResponse, LogLevel, Pairs, Plugin, Request, UpstreamRequest, Vm, VmOptions,
+    CalloutHandler, Compilation, CompileCache, FailStrategy, HttpResponse, LogLevel, Pairs, Plugin, Request,
+    UpstreamRequest, Vm, VmOptions,
 };
 
 /// A plugin of the chain, as given on the command line.
@@ -103,8 +104,13 @@ impl Stage {
 /// How a module was obtained, for people: `compiled in 1.20 s` or `loaded compiled in 4 ms`.
 pub fn describe(compilation: &Compilation) -> String {
     let took = compilation.took;
-    let took = if took.as_secs() >= 1 { format!("{:.2} s", took.as_secs_f64()) } else { format!("{} ms", took.as_millis()) };
-    if compilation.from_cache { format!("loaded compiled in {took} (compile cache)") } else { format!("compiled in {took}") }
+    let took =
+        if took.as_secs() >= 1 { format!("{:.2} s", took.as_secs_f64()) } else { format!("{} ms", took.as_millis()) };
+    if compilation.from_cache {
+        format!("loaded compiled in {took} (compile cache)")
+    } else {
+        format!("compiled in {took}")
+    }
 }
 
 struct BoxedCallouts(Box<dyn CalloutHandler>);

@@ -27,7 +27,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::sync::oneshot;
 use wasmplug_contract::Phase;
-use wasmplug_host::{CalloutHandler, CalloutReply, Compilation, CompileCache, HttpCall, HttpResponse, Request, UpstreamRequest};
+use wasmplug_host::{
+    CalloutHandler, CalloutReply, Compilation, CompileCache, HttpCall, HttpResponse, Request, UpstreamRequest,
+};
 
 pub use chain::PluginSpec;
 
@@ -304,11 +306,9 @@ pub async fn run(args: RunArgs) -> Result<()> {
                         stage.reload(spec, &starter)
                     });
                     match result {
-                        Ok(()) => say(&format!(
-                            "reloaded {} ({})",
-                            stage.spec.name,
-                            chain::describe(&stage.compilation)
-                        )),
+                        Ok(()) => {
+                            say(&format!("reloaded {} ({})", stage.spec.name, chain::describe(&stage.compilation)))
+                        }
                         Err(e) => say(&format!(
                             "reload of {} failed, the previous version keeps running: {e:#}",
                             stage.spec.name

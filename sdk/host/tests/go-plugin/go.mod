@@ -1,0 +1,3 @@
+module wasmplug.dev/go-plugin
+
+go 1.24
