@@ -52,7 +52,7 @@ impl CompileCache {
     }
 
     /// Where the entry of `bytes` compiled by `engine` is.
-    pub fn entry(&self, engine: &Engine, bytes: &[u8]) -> PathBuf {
+    fn entry(&self, engine: &Engine, bytes: &[u8]) -> PathBuf {
         let mut settings = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut settings);
         let module = hex::encode(Sha256::digest(bytes));
@@ -64,21 +64,25 @@ impl CompileCache {
     pub(crate) fn module(&self, engine: &Engine, bytes: &[u8]) -> wasmtime::Result<(Module, Compilation)> {
         let started = Instant::now();
         let entry = self.entry(engine, bytes);
-        if let Some(module) = self.load(engine, &entry) {
+        let usable = match create_private_dir(&self.dir) {
+            Ok(()) => self.trusted(),
+            Err(e) => {
+                log::warn!("compile cache {}: cannot create it: {e}", self.dir.display());
+                false
+            }
+        };
+        if let Some(module) = usable.then(|| self.load(engine, &entry)).flatten() {
             return Ok((module, Compilation { took: started.elapsed(), from_cache: true }));
         }
         let module = Module::new(engine, bytes)?;
         let compilation = Compilation { took: started.elapsed(), from_cache: false };
-        if let Err(e) = self.store(&module, &entry) {
+        if usable && let Err(e) = self.store(&module, &entry) {
             log::warn!("compile cache {}: cannot store {}: {e}", self.dir.display(), entry.display());
         }
         Ok((module, compilation))
     }
 
     fn load(&self, engine: &Engine, entry: &Path) -> Option<Module> {
-        if !self.trusted() {
-            return None;
-        }
         let bytes = std::fs::read(entry).ok()?;
         // SAFETY: the entry was written by `store` from `Module::serialize` of this wasmtime
         // (its version is in the key, and wasmtime checks it and the engine settings again)
@@ -99,7 +103,7 @@ impl CompileCache {
         }
     }
 
-    /// The directory exists and nobody but its owner can write to it (entries hold machine
+    /// The directory is one and nobody but its owner can write to it (entries hold machine
     /// code), as `ssh` requires of its own files.
     fn trusted(&self) -> bool {
         #[cfg(unix)]
@@ -121,10 +125,6 @@ impl CompileCache {
     }
 
     fn store(&self, module: &Module, entry: &Path) -> std::io::Result<()> {
-        create_private_dir(&self.dir)?;
-        if !self.trusted() {
-            return Ok(());
-        }
         let bytes = module.serialize().map_err(std::io::Error::other)?;
         let partial = entry.with_extension(format!("partial.{}", std::process::id()));
         std::fs::write(&partial, bytes)?;

@@ -72,19 +72,13 @@ impl Plugin {
     /// Compiles the `.wasm` (or `.wat`) file at `path`; `name` is the plugin name (Envoy's
     /// `PluginConfig.name`), used in logs, faults and the `plugin_name` property.
     pub fn load(name: impl Into<String>, path: impl AsRef<Path>) -> Result<Plugin> {
-        let path = path.as_ref();
-        let bytes =
-            std::fs::read(path).map_err(|source| HostError::Read { path: path.display().to_string(), source })?;
-        Plugin::from_bytes(name, &bytes)
+        Plugin::build(name.into(), &read_module(path.as_ref())?, None)
     }
 
     /// Like [`Plugin::load`], through a [`CompileCache`]: a module compiled before on this
     /// machine (same bytes, same engine settings) is loaded instead of compiled.
     pub fn load_cached(name: impl Into<String>, path: impl AsRef<Path>, cache: &CompileCache) -> Result<Plugin> {
-        let path = path.as_ref();
-        let bytes =
-            std::fs::read(path).map_err(|source| HostError::Read { path: path.display().to_string(), source })?;
-        Plugin::build(name.into(), &bytes, Some(cache))
+        Plugin::build(name.into(), &read_module(path.as_ref())?, Some(cache))
     }
 
     /// Compiles a module from its bytes (binary wasm, or wat text).
@@ -157,6 +151,10 @@ impl Plugin {
     pub fn start(&self, options: VmOptions) -> Result<Vm> {
         Vm::start(self.clone(), options)
     }
+}
+
+fn read_module(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| HostError::Read { path: path.display().to_string(), source })
 }
 
 /// How to start a VM.
