@@ -1,26 +1,13 @@
-//! Whole requests through a plugin, the way Envoy 1.40 drives its HTTP filter: the
-//! high-level API of the test harness.
-//!
-//! What is emulated (see README.md for the differences that remain):
-//! - the request headers are passed on (snapshot for the upstream) when the headers phase
-//!   continues; a `Pause` there holds the whole request, body included, until the plugin
-//!   resumes (`allow_on_headers_stop_iteration: false`, Envoy's default);
-//! - a body `Pause` buffers (`StopIterationAndBuffer`): the plugin sees the whole held body in
-//!   the next call; at end of stream a `Pause` holds the stream until the plugin resumes;
-//! - callouts are answered by the VM's [`crate::CalloutHandler`]; a call still unanswered when
-//!   nothing else can happen fails as Envoy's timeout does (no headers);
-//! - a local reply sent while the request is processed passes the plugin's response phases
-//!   (as in Envoy); one sent while the response is processed replaces it directly;
-//! - local reply headers: the plugin's headers replace same-named ones, `content-type:
-//!   text/plain` is added to a non-empty body without one, an empty body drops
-//!   `content-type`; `content-length` is set from the body.
+//! What goes through a plugin in one request: the client's request, what the upstream
+//! receives, what the client gets back ([`Exchange`]), and who answers upstream requests and
+//! callouts. How a request is driven through the plugin is in `drive.rs`.
 
-use crate::abi::{Action, Pairs};
-use crate::callout::{HttpCall, HttpResponse, RedisCall};
-use crate::error::{Fault, Result};
-use crate::state::LocalResponse;
-use crate::stream::Stream;
-use crate::vm::Vm;
+use std::future::Future;
+
+use crate::abi::Pairs;
+use crate::callout::{CalloutReply, HttpCall, HttpResponse, RedisCall};
+use crate::error::Fault;
+use crate::state::{LocalResponse, LogRecord};
 
 /// A request as a client sends it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,7 +79,7 @@ impl Request {
 
     /// The headers Envoy hands to filters: pseudo-headers, the client's headers,
     /// `content-length` for a body, `x-forwarded-proto` and `x-request-id`.
-    fn filter_headers(&self, request_id: u32) -> Pairs {
+    pub(crate) fn filter_headers(&self, request_id: u32) -> Pairs {
         let mut headers = vec![
             (":authority".to_string(), self.authority.clone()),
             (":path".to_string(), self.path.clone()),
@@ -151,12 +138,8 @@ pub struct Exchange {
     pub hung: bool,
     /// `custom_log` as set by the plugin (Envoy's `%FILTER_STATE(wasm.custom_log:PLAIN)%`).
     pub custom_log: Option<String>,
-}
-
-enum Settled {
-    Resumed,
-    Local,
-    Hung,
+    /// What the plugin logged while handling this request (its HTTP context), oldest first.
+    pub logs: Vec<LogRecord>,
 }
 
 /// Something that answers forwarded requests.
@@ -176,207 +159,35 @@ impl Upstream for HttpResponse {
     }
 }
 
-fn strs(pairs: &Pairs) -> Vec<(&str, &str)> {
-    pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+/// Something that answers forwarded requests asynchronously (a real upstream, or the rest of a
+/// filter chain): while it works, other requests go on through the VM.
+pub trait AsyncUpstream {
+    fn handle(&mut self, request: &UpstreamRequest) -> impl Future<Output = HttpResponse>;
 }
 
-impl Stream<'_> {
-    fn settle(&mut self, request: bool) -> Settled {
-        loop {
-            if self.local_response().is_some() {
-                return Settled::Local;
-            }
-            let resumed = if request { self.take_request_resumed() } else { self.take_response_resumed() };
-            if resumed {
-                return Settled::Resumed;
-            }
-            if !self.progress() {
-                return Settled::Hung;
-            }
-        }
-    }
+/// Where the answers to a stream's HTTP callouts come from while the stream waits for them
+/// (outside any call into the plugin, so waiting never counts against its time budget).
+pub trait Answers {
+    /// Waits until one of the calls `tokens` (dispatched by the stream, not yet answered) has
+    /// its answer and returns it. `None`: nothing will answer them, and the oldest fails as
+    /// Envoy's timeout would.
+    fn http_answer(&self, tokens: &[u32]) -> impl Future<Output = Option<(u32, CalloutReply)>>;
+}
 
-    /// Feeds a body in chunks; `Some(outcome)` when the stream stopped (local reply or hang).
-    fn feed_body(&mut self, body: &[u8], chunk: Option<usize>, has_trailers: bool, request: bool) -> Option<Settled> {
-        let size = chunk.unwrap_or(body.len()).max(1);
-        let chunks: Vec<&[u8]> = body.chunks(size).collect();
-        let last = chunks.len().saturating_sub(1);
-        for (i, piece) in chunks.into_iter().enumerate() {
-            let eos = i == last && !has_trailers;
-            let action = if request { self.request_body(piece, eos) } else { self.response_body(piece, eos) };
-            if self.local_response().is_some() {
-                return Some(Settled::Local);
-            }
-            if action == Action::Pause && eos {
-                match self.settle(request) {
-                    Settled::Resumed => {
-                        if request {
-                            self.flush_request_body();
-                        } else {
-                            self.flush_response_body();
-                        }
-                    }
-                    other => return Some(other),
-                }
-            }
-        }
-        None
+/// No answers come later: what the [`crate::CalloutHandler`] did not answer at once fails.
+pub struct NoAnswers;
+
+impl Answers for NoAnswers {
+    fn http_answer(&self, _tokens: &[u32]) -> impl Future<Output = Option<(u32, CalloutReply)>> {
+        std::future::ready(None)
     }
 }
 
-impl Vm {
-    /// Runs `request` through the plugin, forwarding it to `upstream` when the plugin lets
-    /// it through, and the response back through the plugin.
-    pub fn run(&mut self, request: &Request, upstream: &mut dyn Upstream) -> Result<Exchange> {
-        let mut properties = Vec::new();
-        if let Some(route) = &request.route_name {
-            properties.push(("xds.route_name".to_string(), route.clone().into_bytes()));
-            properties.push(("route_name".to_string(), route.clone().into_bytes()));
-        }
-        if let Some(cluster) = &request.cluster_name {
-            properties.push(("xds.cluster_name".to_string(), cluster.clone().into_bytes()));
-            properties.push(("cluster_name".to_string(), cluster.clone().into_bytes()));
-        }
-        let mut stream = self.stream_with(properties)?;
-        let mut exchange = Exchange::default();
-        let outcome = drive(&mut stream, request, upstream, &mut exchange);
-        exchange.hung = matches!(outcome, Settled::Hung);
-        if matches!(outcome, Settled::Local) {
-            local_reply(&mut stream, &mut exchange);
-        }
-        exchange.local_response = stream.local_response();
-        exchange.http_calls = stream.http_calls();
-        exchange.redis_calls = stream.redis_calls();
-        exchange.fault = stream.fault().cloned();
-        exchange.custom_log = stream.property("custom_log").map(|v| String::from_utf8_lossy(&v).into_owned());
-        stream.finish();
-        Ok(exchange)
-    }
-}
+/// A blocking [`Upstream`] as an [`AsyncUpstream`] that answers at once.
+pub(crate) struct Immediate<'a>(pub &'a mut dyn Upstream);
 
-/// The request and response paths; `Resumed` means the response reached the client.
-fn drive(stream: &mut Stream<'_>, request: &Request, upstream: &mut dyn Upstream, exchange: &mut Exchange) -> Settled {
-    let request_id = stream.id();
-    let headers = request.filter_headers(request_id);
-    let has_body = !request.body.is_empty();
-    let has_trailers = !request.trailers.is_empty();
-    let action = stream.request_headers(&strs(&headers), !has_body && !has_trailers);
-    if stream.local_response().is_some() {
-        return Settled::Local;
+impl AsyncUpstream for Immediate<'_> {
+    fn handle(&mut self, request: &UpstreamRequest) -> impl Future<Output = HttpResponse> {
+        std::future::ready(self.0.handle(request))
     }
-    if action == Action::Pause {
-        match stream.settle(true) {
-            Settled::Resumed => {}
-            other => return other,
-        }
-    }
-    let upstream_headers = stream.request_header_map();
-    if has_body && let Some(stopped) = stream.feed_body(&request.body, request.chunk_size, has_trailers, true) {
-        return stopped;
-    }
-    if has_trailers {
-        let action = stream.request_trailers(&strs(&request.trailers));
-        if stream.local_response().is_some() {
-            return Settled::Local;
-        }
-        if action == Action::Pause {
-            match stream.settle(true) {
-                Settled::Resumed => stream.flush_request_body(),
-                other => return other,
-            }
-        }
-    }
-    let forwarded = to_upstream(&upstream_headers, stream.forwarded_request_body(), stream.request_trailers_map());
-    let response = upstream.handle(&forwarded);
-    exchange.upstream_request = Some(forwarded);
-
-    let mut headers = vec![(":status".to_string(), response.status.to_string())];
-    headers.extend(response.headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())));
-    let has_body = !response.body.is_empty();
-    let has_trailers = !response.trailers.is_empty();
-    let action = stream.response_headers(&strs(&headers), !has_body && !has_trailers);
-    if stream.local_response().is_some() {
-        return Settled::Local;
-    }
-    if action == Action::Pause {
-        match stream.settle(false) {
-            Settled::Resumed => {}
-            other => return other,
-        }
-    }
-    let downstream_headers = stream.response_header_map();
-    if has_body && let Some(stopped) = stream.feed_body(&response.body, None, has_trailers, false) {
-        return stopped;
-    }
-    if has_trailers {
-        let action = stream.response_trailers(&strs(&response.trailers));
-        if action == Action::Pause {
-            match stream.settle(false) {
-                Settled::Resumed => stream.flush_response_body(),
-                other => return other,
-            }
-        }
-    }
-    exchange.response = to_downstream(&downstream_headers, stream.forwarded_response_body().to_vec());
-    exchange.response.trailers = stream.response_trailers_map();
-    Settled::Resumed
-}
-
-fn to_upstream(headers: &Pairs, body: &[u8], trailers: Pairs) -> UpstreamRequest {
-    let get = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default();
-    let mut out = vec![("host".to_string(), get(":authority"))];
-    out.extend(headers.iter().filter(|(k, _)| !k.starts_with(':')).cloned());
-    UpstreamRequest { method: get(":method"), path: get(":path"), headers: out, body: body.to_vec(), trailers }
-}
-
-fn to_downstream(headers: &Pairs, body: Vec<u8>) -> HttpResponse {
-    let status = headers.iter().find(|(k, _)| k == ":status").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
-    let headers = headers.iter().filter(|(k, _)| !k.starts_with(':')).cloned().collect();
-    HttpResponse { status, headers, body, trailers: Vec::new() }
-}
-
-/// Envoy's local reply headers (`Utility::sendLocalReply`).
-fn local_reply_headers(local: &LocalResponse) -> Pairs {
-    let mut headers: Pairs = vec![(":status".into(), local.status.to_string())];
-    for (k, v) in &local.headers {
-        headers.retain(|(name, _)| name != k);
-        headers.push((k.clone(), v.clone()));
-    }
-    if local.body.is_empty() {
-        headers.retain(|(k, _)| k != "content-type" && k != "content-length");
-    } else {
-        headers.retain(|(k, _)| k != "content-length");
-        headers.push(("content-length".into(), local.body.len().to_string()));
-        if !headers.iter().any(|(k, _)| k == "content-type") {
-            headers.push(("content-type".into(), "text/plain".into()));
-        }
-    }
-    headers
-}
-
-/// Sends the local reply downstream: through the plugin's response phases when it was sent
-/// while the request was processed, directly otherwise (or when the VM failed).
-fn local_reply(stream: &mut Stream<'_>, exchange: &mut Exchange) {
-    let Some(local) = stream.local_response() else { return };
-    let headers = local_reply_headers(&local);
-    let during_request = stream.response_header_map().is_empty();
-    if during_request {
-        exchange.upstream_request = None;
-    }
-    if !during_request || stream.fault().is_some() {
-        exchange.response = to_downstream(&headers, local.body);
-        return;
-    }
-    let action = stream.response_headers(&strs(&headers), local.body.is_empty());
-    if action == Action::Pause && !matches!(stream.settle(false), Settled::Resumed) {
-        exchange.hung = stream.local_response() == Some(local.clone());
-    }
-    let downstream_headers = stream.response_header_map();
-    if !local.body.is_empty() {
-        let action = stream.response_body(&local.body, true);
-        if action == Action::Pause && matches!(stream.settle(false), Settled::Resumed) {
-            stream.flush_response_body();
-        }
-    }
-    exchange.response = to_downstream(&downstream_headers, stream.forwarded_response_body().to_vec());
 }

@@ -18,6 +18,8 @@
 //!   budget per call (epoch interruption).
 //! - [`Vm::run`] drives a whole request as Envoy does and returns an [`Exchange`]: what the
 //!   upstream and the client saw, the local reply, callouts, a fault.
+//! - [`run_shared`] does the same for a VM shared by concurrent requests (as on an Envoy
+//!   worker): the upstream and callout answers ([`Answers`]) are awaited outside the plugin.
 //! - [`Vm::stream`] gives a [`Stream`] to drive each phase by hand, answer callouts
 //!   ([`Stream::answer_http_call`], [`Stream::answer_redis_call`]) and read back headers and bodies.
 //! - A fault (trap, panic, timeout, memory cap) never takes the host down: it is reported as a
@@ -26,6 +28,7 @@
 pub mod abi;
 mod callout;
 mod compile_cache;
+mod drive;
 mod error;
 mod exchange;
 mod imports;
@@ -41,8 +44,9 @@ pub use callout::{
     decode_command, encode_command,
 };
 pub use compile_cache::{Compilation, CompileCache};
+pub use drive::run_shared;
 pub use error::{Callback, Fault, FaultKind, HostError, Result};
-pub use exchange::{Exchange, Request, Upstream, UpstreamRequest};
+pub use exchange::{Answers, AsyncUpstream, Exchange, NoAnswers, Request, Upstream, UpstreamRequest};
 pub use state::{LocalResponse, LogRecord, Metric, MetricKind};
 pub use stream::Stream;
 pub use vm::{EPOCH_TICK, FailStrategy, Plugin, Vm, VmOptions, callout_response};

@@ -15,7 +15,12 @@ use crate::callout::{CalloutHandler, CalloutReply, HttpCall, HttpResponse, Redis
 pub struct LogRecord {
     pub level: LogLevel,
     pub message: String,
+    /// The context that logged it: an HTTP stream's id, the root context's, or 0 (VM-wide).
+    pub context: u32,
 }
+
+/// Log records a VM keeps; past this the older half is dropped.
+pub const MAX_LOG_RECORDS: usize = 10_000;
 
 /// Kinds of metrics (`proxy_define_metric`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,7 +178,10 @@ impl HostState {
             };
             log::log!(target: "wasmplug_host::plugin", lvl, "wasm log {}: {message}", self.plugin);
         }
-        self.logs.push(LogRecord { level, message });
+        if self.logs.len() >= MAX_LOG_RECORDS {
+            self.logs.drain(..MAX_LOG_RECORDS / 2);
+        }
+        self.logs.push(LogRecord { level, message, context: self.effective });
     }
 
     pub fn next_token(&mut self) -> u32 {

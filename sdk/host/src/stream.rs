@@ -27,6 +27,26 @@ pub struct Stream<'a> {
     finished: bool,
 }
 
+/// A stream's own state apart from its VM, so that several streams of one VM can be driven at
+/// once (each attaches to the VM only while the plugin runs).
+#[derive(Default)]
+pub(crate) struct Detached {
+    id: u32,
+    fault: Option<Fault>,
+    forwarded_request: Vec<u8>,
+    forwarded_response: Vec<u8>,
+}
+
+/// What a paused stream can do next ([`Stream::step`]).
+pub(crate) enum Step {
+    /// Something was delivered to the plugin: look again.
+    Delivered,
+    /// These HTTP calls (tokens) are unanswered: wait for one.
+    AwaitHttp(Vec<u32>),
+    /// Nothing is pending: nothing can resume the stream.
+    Stuck,
+}
+
 fn lower(pairs: &[(&str, &str)]) -> Pairs {
     pairs.iter().map(|(k, v)| (k.to_ascii_lowercase(), (*v).to_string())).collect()
 }
@@ -53,6 +73,24 @@ impl Vm {
             forwarded_response: Vec::new(),
             finished: false,
         })
+    }
+}
+
+impl<'a> Stream<'a> {
+    pub(crate) fn attach(vm: &'a mut Vm, detached: Detached) -> Stream<'a> {
+        let Detached { id, fault, forwarded_request, forwarded_response } = detached;
+        Stream { vm, id, fault, forwarded_request, forwarded_response, finished: false }
+    }
+
+    /// Lets go of the VM without ending the stream.
+    pub(crate) fn detach(mut self) -> Detached {
+        self.finished = true;
+        Detached {
+            id: self.id,
+            fault: self.fault.take(),
+            forwarded_request: std::mem::take(&mut self.forwarded_request),
+            forwarded_response: std::mem::take(&mut self.forwarded_response),
+        }
     }
 }
 
@@ -380,22 +418,22 @@ impl Stream<'_> {
         self.deliver(Delivery::Redis { token, reply });
     }
 
-    /// Delivers one queued answer, or fails (as a timeout) the oldest unanswered call of this
-    /// stream. Returns false when nothing was left to deliver.
-    pub(crate) fn progress(&mut self) -> bool {
+    /// Delivers one queued answer, or fails (as a timeout) the oldest unanswered Redis call of
+    /// this stream; unanswered HTTP calls are left to the caller to wait for.
+    pub(crate) fn step(&mut self) -> Step {
         if let Some(delivery) = self.vm.store.data_mut().deliveries.pop_front() {
             self.deliver(delivery);
-            return true;
+            return Step::Delivered;
         }
-        if let Some(call) = self.pending_http_calls().first() {
-            self.answer_http_call(call.token, CalloutReply::Failure);
-            return true;
+        let http: Vec<u32> = self.pending_http_calls().iter().map(|c| c.token).collect();
+        if !http.is_empty() {
+            return Step::AwaitHttp(http);
         }
         if let Some(call) = self.pending_redis_calls().first() {
             self.answer_redis_call(call.token, RedisReply::Failure);
-            return true;
+            return Step::Delivered;
         }
-        false
+        Step::Stuck
     }
 
     pub fn vm(&mut self) -> &mut Vm {
@@ -407,7 +445,7 @@ impl Stream<'_> {
         self.end();
     }
 
-    fn end(&mut self) {
+    pub(crate) fn end(&mut self) {
         if self.finished {
             return;
         }

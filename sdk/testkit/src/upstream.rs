@@ -44,11 +44,19 @@ pub struct UpstreamResponse {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// How long to wait before answering (a slow service).
+    pub delay: Duration,
 }
 
 impl UpstreamResponse {
     pub fn new(status: u16, body: impl Into<Vec<u8>>) -> Self {
-        Self { status, headers: Vec::new(), body: body.into() }
+        Self { status, headers: Vec::new(), body: body.into(), delay: Duration::ZERO }
+    }
+
+    /// Answers only after `delay`.
+    pub fn delayed(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
     }
 
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
@@ -70,6 +78,8 @@ struct State {
     responses: Vec<(String, UpstreamResponse)>,
     default: UpstreamResponse,
     connections: Vec<TcpStream>,
+    /// Hold every answer until this many requests arrived, for at most this long.
+    hold: Option<(usize, Duration)>,
 }
 
 struct Shared {
@@ -153,6 +163,12 @@ impl Upstream {
         self.shared.lock().default = response;
     }
 
+    /// Holds every answer until `count` requests have arrived (or `at_most` passed): requests
+    /// answered this way were in flight at the same time.
+    pub fn hold_until(&self, count: usize, at_most: Duration) {
+        self.shared.lock().hold = Some((count, at_most));
+    }
+
     /// Answers requests whose path starts with `prefix` with `response`.
     pub fn respond(&self, prefix: impl Into<String>, response: UpstreamResponse) {
         let prefix = prefix.into();
@@ -185,7 +201,8 @@ fn serve(stream: TcpStream, shared: &Shared) {
         };
         let close = request.header("connection").is_some_and(|c| c.eq_ignore_ascii_case("close"));
         let head_only = request.method.eq_ignore_ascii_case("HEAD");
-        let response = {
+        let arrived = Instant::now();
+        let (response, hold) = {
             let mut state = shared.lock();
             let response = state
                 .responses
@@ -194,8 +211,14 @@ fn serve(stream: TcpStream, shared: &Shared) {
                 .max_by_key(|(prefix, _)| prefix.len())
                 .map_or_else(|| state.default.clone(), |(_, r)| r.clone());
             state.requests.push(request);
-            response
+            (response, state.hold)
         };
+        if let Some((count, at_most)) = hold {
+            while shared.lock().requests.len() < count && arrived.elapsed() < at_most {
+                thread::sleep(Duration::from_millis(5));
+            }
+        }
+        thread::sleep(response.delay.saturating_sub(arrived.elapsed()));
         if write_response(&mut writer, &response, close, head_only).is_err() || close {
             return;
         }

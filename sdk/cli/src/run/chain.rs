@@ -6,15 +6,21 @@
 //! plugins after it, and passes back through the response phases of plugins before it (and of
 //! N itself, as in Envoy).
 
+use std::cell::RefCell;
 use std::fmt::Write as _;
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::rc::Rc;
 
 use anyhow::{Context, Result};
 use wasmplug_contract::Phase;
 use wasmplug_host::{
-    CalloutHandler, Compilation, CompileCache, FailStrategy, HttpResponse, LogLevel, Pairs, Plugin, Request,
-    UpstreamRequest, Vm, VmOptions,
+    AsyncUpstream, CalloutHandler, Compilation, CompileCache, FailStrategy, HttpResponse, LogLevel, Pairs, Plugin,
+    Request, UpstreamRequest, Vm, VmOptions, run_shared,
 };
+
+use super::network::AnswerBoard;
 
 /// A plugin of the chain, as given on the command line.
 #[derive(Debug, Clone)]
@@ -39,7 +45,16 @@ pub struct Stage {
     pub spec: PluginSpec,
     /// How its running module was obtained (compiled, or from the compile cache).
     pub compilation: Compilation,
-    vm: Vm,
+    vm: Hop,
+}
+
+/// A stage's running VM, shared by the requests in flight through it. A reload replaces the
+/// stage's hop; requests that started before finish on the VM they started on.
+#[derive(Clone)]
+pub struct Hop {
+    name: String,
+    vm: Rc<RefCell<Vm>>,
+    answers: AnswerBoard,
 }
 
 /// What one plugin did to one request.
@@ -59,9 +74,10 @@ pub struct StageReport {
     pub ran: bool,
 }
 
-/// How the chain's VMs are started: their callouts, and where compiled modules are kept.
+/// How the chain's VMs are started: their callouts (answered on the VM's board), and where
+/// compiled modules are kept.
 pub struct Starter<'a> {
-    pub callouts: &'a dyn Fn() -> Box<dyn CalloutHandler>,
+    pub callouts: &'a dyn Fn(AnswerBoard) -> Box<dyn CalloutHandler>,
     pub cache: Option<&'a CompileCache>,
 }
 
@@ -76,19 +92,20 @@ pub fn start(specs: &[PluginSpec], starter: &Starter) -> Result<Vec<Stage>> {
         .collect()
 }
 
-fn start_vm(spec: &PluginSpec, starter: &Starter) -> Result<(Vm, Compilation)> {
+fn start_vm(spec: &PluginSpec, starter: &Starter) -> Result<(Hop, Compilation)> {
     let plugin = match starter.cache {
         Some(cache) => Plugin::load_cached(spec.name.clone(), &spec.module, cache),
         None => Plugin::load(spec.name.clone(), &spec.module),
     }
     .with_context(|| format!("cannot load {}", spec.module.display()))?;
+    let answers = AnswerBoard::default();
     let options = VmOptions::default()
         .configuration(spec.configuration.clone())
         .fail_strategy(FailStrategy::FailClose)
         .log_level(LogLevel::Debug)
-        .callouts(BoxedCallouts((starter.callouts)()));
+        .callouts(BoxedCallouts((starter.callouts)(answers.clone())));
     let vm = plugin.start(options).with_context(|| format!("plugin {} refused to start", spec.name))?;
-    Ok((vm, plugin.compilation()))
+    Ok((Hop { name: spec.name.clone(), vm: Rc::new(RefCell::new(vm)), answers }, plugin.compilation()))
 }
 
 impl Stage {
@@ -121,49 +138,80 @@ impl CalloutHandler for BoxedCallouts {
     }
 }
 
-/// Runs `request` through `stages` and then `upstream`; returns the client's response and one
-/// report per stage (in chain order).
-pub fn run(
-    stages: &mut [Stage],
-    request: &Request,
-    upstream: &mut dyn FnMut(&UpstreamRequest) -> HttpResponse,
-) -> (HttpResponse, Vec<StageReport>) {
+/// The hops of a request through the chain as it is now.
+pub fn hops(stages: &[Stage]) -> Vec<Hop> {
+    stages.iter().map(|s| s.vm.clone()).collect()
+}
+
+/// Where requests go after the last plugin.
+pub trait Origin {
+    fn send(&self, request: &UpstreamRequest) -> impl Future<Output = HttpResponse>;
+}
+
+/// Runs `request` through `hops` and then `origin`; returns the client's response and one
+/// report per hop (in chain order).
+pub async fn run(hops: &[Hop], request: &Request, origin: &impl Origin) -> (HttpResponse, Vec<StageReport>) {
     let mut reports: Vec<StageReport> =
-        stages.iter().map(|s| StageReport { plugin: s.spec.name.clone(), ..StageReport::default() }).collect();
-    let response = run_from(stages, &mut reports, request, upstream);
+        hops.iter().map(|h| StageReport { plugin: h.name.clone(), ..StageReport::default() }).collect();
+    let response = run_from(hops, &mut reports, request, origin).await;
     (response, reports)
 }
 
-fn run_from(
-    stages: &mut [Stage],
-    reports: &mut [StageReport],
-    request: &Request,
-    upstream: &mut dyn FnMut(&UpstreamRequest) -> HttpResponse,
-) -> HttpResponse {
-    let (Some((stage, rest)), Some((report, rest_reports))) = (stages.split_first_mut(), reports.split_first_mut())
-    else {
-        return upstream(&upstream_request(request));
-    };
-    stage.vm.clear_logs();
-    report.ran = true;
-    let mut inner_response: Option<HttpResponse> = None;
-    let mut next = |forwarded: &UpstreamRequest| {
-        let response = run_from(rest, rest_reports, &next_request(forwarded, request), upstream);
-        inner_response = Some(response.clone());
+/// The rest of the chain, as the upstream of one plugin.
+struct Rest<'a, O> {
+    hops: &'a [Hop],
+    reports: &'a mut [StageReport],
+    original: &'a Request,
+    origin: &'a O,
+    /// What came back through it (before this plugin's response phases).
+    response: Option<HttpResponse>,
+}
+
+impl<O: Origin> AsyncUpstream for Rest<'_, O> {
+    async fn handle(&mut self, forwarded: &UpstreamRequest) -> HttpResponse {
+        let next = next_request(forwarded, self.original);
+        let response = run_from(self.hops, self.reports, &next, self.origin).await;
+        self.response = Some(response.clone());
         response
-    };
-    let exchange = match stage.vm.run(request, &mut next) {
-        Ok(exchange) => exchange,
-        Err(err) => {
-            report.fault = Some(format!("{err:#}"));
-            return HttpResponse::new(500, format!("wasmplug run: plugin {} failed: {err}\n", stage.spec.name));
+    }
+}
+
+fn run_from<'a, O: Origin>(
+    hops: &'a [Hop],
+    reports: &'a mut [StageReport],
+    request: &'a Request,
+    origin: &'a O,
+) -> Pin<Box<dyn Future<Output = HttpResponse> + 'a>> {
+    Box::pin(async move {
+        let (Some((hop, hops)), Some((report, reports))) = (hops.split_first(), reports.split_first_mut()) else {
+            return origin.send(&upstream_request(request)).await;
+        };
+        report.ran = true;
+        let mut rest = Rest { hops, reports, original: request, origin, response: None };
+        let exchange = run_shared(&hop.vm, request, &mut rest, &hop.answers).await;
+        let inner_response = rest.response;
+        match exchange {
+            Ok(exchange) => explain_hop(report, request, exchange, inner_response.as_ref()),
+            Err(err) => {
+                report.fault = Some(format!("{err:#}"));
+                HttpResponse::new(500, format!("wasmplug run: plugin {} failed: {err}\n", hop.name))
+            }
         }
-    };
-    report.logs = stage.vm.logs().iter().map(|l| format!("[{:?}] {}", l.level, l.message)).collect();
+    })
+}
+
+/// Fills `report` with what the plugin did; returns the response it passed back.
+fn explain_hop(
+    report: &mut StageReport,
+    request: &Request,
+    exchange: wasmplug_host::Exchange,
+    inner_response: Option<&HttpResponse>,
+) -> HttpResponse {
+    report.logs = exchange.logs.iter().map(|l| format!("[{:?}] {}", l.level, l.message)).collect();
     if let Some(forwarded) = &exchange.upstream_request {
         report.request_changes = request_changes(request, forwarded);
     }
-    match (&exchange.local_response, &inner_response) {
+    match (&exchange.local_response, inner_response) {
         (Some(local), None) => {
             let why = match &exchange.fault {
                 Some(_) => "the plugin failed (fail strategy FAIL_CLOSE)".to_string(),
@@ -182,7 +230,7 @@ fn run_from(
         }
         (_, None) => {}
     }
-    if let (Some(local), Some(_)) = (&exchange.local_response, &inner_response) {
+    if let (Some(local), Some(_)) = (&exchange.local_response, inner_response) {
         report.local_reply = Some(format!(
             "{} {:?}: the plugin replaced the upstream response with a local response",
             local.status,
@@ -200,12 +248,10 @@ fn run_from(
     if let Some(fault) = &exchange.fault {
         report.fault = Some(fault.to_string());
     }
-    let mut response = exchange.response;
     if exchange.hung {
-        response =
-            HttpResponse::new(504, format!("wasmplug run: plugin {} never resumed the request\n", stage.spec.name));
+        return HttpResponse::new(504, format!("wasmplug run: plugin {} never resumed the request\n", report.plugin));
     }
-    response
+    exchange.response
 }
 
 /// Headers the host adds itself on each hop (not changes made by a plugin).

@@ -1,20 +1,22 @@
 //! `wasmplug run`: a local gateway. HTTP/1.1 on `--listen` (hyper), the plugin chain in the
 //! `wasmplug-host` (one VM per plugin, in phase/priority order), proxying to `--upstream`.
 //!
-//! The VMs live on one worker thread and handle one request at a time (as Envoy with
-//! `--concurrency 1`); the server and the upstream client run on the tokio runtime. A plugin
-//! whose .wasm or configuration file changes is reloaded (checked before each request and every
-//! half second); when the new version does not start, the running one stays.
+//! The VMs live on one worker thread (as Envoy with `--concurrency 1`), where requests are
+//! interleaved: while one waits for its upstream or a callout, the others go on. The server,
+//! the upstream client and callouts run on the tokio runtime. A plugin whose .wasm or
+//! configuration file changes is reloaded (checked before each request and every half second);
+//! when the new version does not start, the running one stays.
 
 mod chain;
+mod network;
+mod worker;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::mpsc;
-use std::time::Duration;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
@@ -22,14 +24,13 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::sync::oneshot;
+use hyper_util::rt::TokioIo;
+use tokio::sync::{mpsc, oneshot};
 use wasmplug_contract::Phase;
-use wasmplug_host::{
-    CalloutHandler, CalloutReply, Compilation, CompileCache, HttpCall, HttpResponse, Request, UpstreamRequest,
-};
+use wasmplug_host::{Compilation, CompileCache, Request};
+
+use network::{Network, Target};
+use worker::{Job, Worker};
 
 pub use chain::PluginSpec;
 
@@ -69,39 +70,6 @@ pub struct RunArgs {
     /// Compile every module at each start instead.
     #[arg(long)]
     pub no_compile_cache: bool,
-}
-
-/// `http://host:port[/prefix]`.
-#[derive(Debug, Clone)]
-struct Target {
-    authority: String,
-    prefix: String,
-}
-
-impl Target {
-    fn parse(url: &str) -> Result<Target> {
-        let rest =
-            url.strip_prefix("http://").with_context(|| format!("{url}: only http:// upstreams are supported"))?;
-        let (authority, prefix) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
-        if authority.is_empty() {
-            bail!("{url}: no host");
-        }
-        let prefix = prefix.trim_end_matches('/');
-        Ok(Target {
-            authority: authority.to_string(),
-            prefix: if prefix.is_empty() { String::new() } else { format!("/{prefix}") },
-        })
-    }
-
-    fn uri(&self, path: &str) -> String {
-        format!("http://{}{}{}", self.authority, self.prefix, path)
-    }
-
-    /// The Istio/Higress cluster name of this target (`outbound|PORT||HOST`).
-    fn cluster_name(&self) -> String {
-        let (host, port) = self.authority.rsplit_once(':').unwrap_or((&self.authority, "80"));
-        format!("outbound|{port}||{host}")
-    }
 }
 
 /// Pairs each `--config` with the `--plugin` given before it: for each plugin, the index of its
@@ -175,78 +143,6 @@ fn stamp(spec: &PluginSpec) -> Stamp {
         .collect()
 }
 
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
-
-/// A blocking HTTP exchange on the runtime (called from the worker thread).
-fn send_blocking(
-    runtime: &tokio::runtime::Handle,
-    client: &HttpClient,
-    uri: &str,
-    method: &str,
-    headers: &[(String, String)],
-    body: Vec<u8>,
-) -> Result<HttpResponse> {
-    let mut builder = hyper::Request::builder().method(method).uri(uri);
-    for (k, v) in headers {
-        if k.starts_with(':') || matches!(k.as_str(), "content-length" | "transfer-encoding" | "connection") {
-            continue;
-        }
-        builder = builder.header(k.as_str(), v.as_str());
-    }
-    let request = builder.body(Full::new(Bytes::from(body)))?;
-    runtime.block_on(async {
-        let response =
-            tokio::time::timeout(Duration::from_secs(30), client.request(request)).await.context("timed out")??;
-        let status = response.status().as_u16();
-        let headers: Vec<(String, String)> = response
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-            .collect();
-        let body = Limited::new(response.into_body(), MAX_BODY)
-            .collect()
-            .await
-            .map_err(|e| anyhow::anyhow!("reading the body: {e}"))?
-            .to_bytes();
-        let mut out = HttpResponse::new(status, body.to_vec());
-        out.headers = headers;
-        Ok(out)
-    })
-}
-
-/// Callouts to the clusters of `--cluster`.
-struct ClusterCallouts {
-    clusters: HashMap<String, Target>,
-    runtime: tokio::runtime::Handle,
-    client: HttpClient,
-}
-
-impl CalloutHandler for ClusterCallouts {
-    fn http_call(&mut self, call: &HttpCall) -> CalloutReply {
-        let Some(target) = self.clusters.get(&call.cluster) else {
-            return CalloutReply::UnknownCluster;
-        };
-        let mut headers: Vec<(String, String)> = vec![("host".into(), call.authority().to_string())];
-        headers.extend(call.headers.iter().filter(|(k, _)| !k.starts_with(':') && k != "host").cloned());
-        match send_blocking(
-            &self.runtime,
-            &self.client,
-            &target.uri(call.path()),
-            call.method(),
-            &headers,
-            call.body.clone(),
-        ) {
-            Ok(response) => CalloutReply::Response(response),
-            Err(_) => CalloutReply::Failure,
-        }
-    }
-}
-
-struct Job {
-    request: Request,
-    reply: oneshot::Sender<HttpResponse>,
-}
-
 pub async fn run(args: RunArgs) -> Result<()> {
     let target = Target::parse(&args.upstream)?;
     let specs = load_specs(&args)?;
@@ -260,84 +156,18 @@ pub async fn run(args: RunArgs) -> Result<()> {
         (Some(dir), false) => Some(CompileCache::new(dir)),
         (None, false) => CompileCache::default_dir().map(CompileCache::new),
     };
-    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
-    let runtime = tokio::runtime::Handle::current();
-
-    // The worker thread owns the VMs.
-    let (jobs, job_rx) = mpsc::channel::<Job>();
+    let network = Network::new();
+    let cluster = target.cluster_name();
+    let (jobs, job_rx) = mpsc::unbounded_channel::<Job>();
     let (ready_tx, ready_rx) = oneshot::channel::<Result<Vec<Compilation>>>();
-    {
-        let (specs, client, runtime, target, explain) =
-            (specs.clone(), client.clone(), runtime.clone(), target.clone(), args.explain);
-        std::thread::Builder::new().name("wasmplug-chain".into()).spawn(move || {
-            let callouts = || -> Box<dyn CalloutHandler> {
-                Box::new(ClusterCallouts {
-                    clusters: clusters.clone(),
-                    runtime: runtime.clone(),
-                    client: client.clone(),
-                })
-            };
-            let starter = chain::Starter { callouts: &callouts, cache: compile_cache.as_ref() };
-            let mut stages = match chain::start(&specs, &starter) {
-                Ok(stages) => {
-                    let _ = ready_tx.send(Ok(stages.iter().map(|s| s.compilation).collect()));
-                    stages
-                }
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
-                    return;
-                }
-            };
-            let mut stamps: Vec<Stamp> = specs.iter().map(stamp).collect();
-            loop {
-                let job = job_rx.recv_timeout(Duration::from_millis(500));
-                if let Err(mpsc::RecvTimeoutError::Disconnected) = job {
-                    break;
-                }
-                for (stage, seen) in stages.iter_mut().zip(stamps.iter_mut()) {
-                    let now = stamp(&stage.spec);
-                    if now == *seen {
-                        continue;
-                    }
-                    *seen = now;
-                    let mut spec = stage.spec.clone();
-                    let result = read_configuration(spec.config_path.as_deref()).and_then(|configuration| {
-                        spec.configuration = configuration;
-                        stage.reload(spec, &starter)
-                    });
-                    match result {
-                        Ok(()) => {
-                            say(&format!("reloaded {} ({})", stage.spec.name, chain::describe(&stage.compilation)))
-                        }
-                        Err(e) => say(&format!(
-                            "reload of {} failed, the previous version keeps running: {e:#}",
-                            stage.spec.name
-                        )),
-                    }
-                }
-                let Ok(job) = job else { continue };
-                let mut upstream = |req: &UpstreamRequest| {
-                    send_blocking(
-                        &runtime,
-                        &client,
-                        &target.uri(&req.path),
-                        &req.method,
-                        &req.headers,
-                        req.body.clone(),
-                    )
-                    .unwrap_or_else(|e| {
-                        HttpResponse::new(503, format!("upstream connect error: {e:#}\n"))
-                            .header("content-type", "text/plain")
-                    })
-                };
-                let (response, reports) = chain::run(&mut stages, &job.request, &mut upstream);
-                if explain {
-                    say(chain::explain(&job.request, &response, &reports).trim_end());
-                }
-                let _ = job.reply.send(response);
-            }
-        })?;
-    }
+    let worker = Worker {
+        specs: specs.clone(),
+        clusters: Arc::new(clusters),
+        upstream: network::Upstream { target, network },
+        compile_cache,
+        explain: args.explain,
+    };
+    std::thread::Builder::new().name("wasmplug-chain".into()).spawn(move || worker.run(job_rx, ready_tx))?;
     let compilations = ready_rx.await.context("the plugin chain did not start")??;
 
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -357,7 +187,6 @@ pub async fn run(args: RunArgs) -> Result<()> {
         ));
     }
 
-    let cluster = target.cluster_name();
     loop {
         let (stream, _) = listener.accept().await?;
         let (jobs, cluster) = (jobs.clone(), cluster.clone());
@@ -373,7 +202,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
 
 async fn handle(
     req: hyper::Request<Incoming>,
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::UnboundedSender<Job>,
     cluster: String,
 ) -> hyper::Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
@@ -427,21 +256,4 @@ fn say(line: &str) {
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "{line}");
     let _ = stdout.flush();
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn targets() {
-        let t = Target::parse("http://127.0.0.1:8080").unwrap();
-        assert_eq!(
-            (t.uri("/a?b=1"), t.cluster_name()),
-            ("http://127.0.0.1:8080/a?b=1".into(), "outbound|8080||127.0.0.1".into())
-        );
-        let t = Target::parse("http://svc/base/").unwrap();
-        assert_eq!((t.uri("/a"), t.cluster_name()), ("http://svc/base/a".into(), "outbound|80||svc".into()));
-        assert!(Target::parse("https://x").is_err());
-    }
 }

@@ -1,0 +1,234 @@
+//! The gateway's outbound side: the upstream (`--upstream`) and the clusters plugins call out
+//! to (`--cluster`). Every exchange runs on the tokio runtime; the VMs' worker awaits it, so a
+//! slow upstream or callout never holds up other requests.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio::sync::Notify;
+use wasmplug_host::{Answers, CalloutHandler, CalloutReply, HttpCall, HttpResponse, UpstreamRequest};
+
+use super::MAX_BODY;
+use super::chain::Origin;
+
+/// How long the upstream has to answer (Envoy's default route timeout is 15 s).
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `http://host:port[/prefix]`.
+#[derive(Debug, Clone)]
+pub struct Target {
+    authority: String,
+    prefix: String,
+}
+
+impl Target {
+    pub fn parse(url: &str) -> Result<Target> {
+        let rest =
+            url.strip_prefix("http://").with_context(|| format!("{url}: only http:// upstreams are supported"))?;
+        let (authority, prefix) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+        if authority.is_empty() {
+            bail!("{url}: no host");
+        }
+        let prefix = prefix.trim_end_matches('/');
+        Ok(Target {
+            authority: authority.to_string(),
+            prefix: if prefix.is_empty() { String::new() } else { format!("/{prefix}") },
+        })
+    }
+
+    fn uri(&self, path: &str) -> String {
+        format!("http://{}{}{}", self.authority, self.prefix, path)
+    }
+
+    /// The Istio/Higress cluster name of this target (`outbound|PORT||HOST`).
+    pub fn cluster_name(&self) -> String {
+        let (host, port) = self.authority.rsplit_once(':').unwrap_or((&self.authority, "80"));
+        format!("outbound|{port}||{host}")
+    }
+}
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+/// The HTTP client and the runtime every outbound exchange runs on.
+#[derive(Clone)]
+pub struct Network {
+    client: HttpClient,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Network {
+    /// On the current runtime.
+    pub fn new() -> Network {
+        Network {
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            runtime: tokio::runtime::Handle::current(),
+        }
+    }
+
+    /// A request to send (on the runtime: see [`Network::spawn`]); `timeout` `None` waits as
+    /// long as it takes.
+    fn request(
+        &self,
+        uri: String,
+        method: &str,
+        headers: &[(String, String)],
+        body: Vec<u8>,
+        timeout: Option<Duration>,
+    ) -> impl Future<Output = Result<HttpResponse>> + Send + 'static {
+        let request = build_request(&uri, method, headers, body);
+        let client = self.client.clone();
+        async move {
+            let exchange = exchange(client, request?);
+            match timeout {
+                Some(limit) => tokio::time::timeout(limit, exchange).await.context("timed out")?,
+                None => exchange.await,
+            }
+        }
+    }
+}
+
+fn build_request(
+    uri: &str,
+    method: &str,
+    headers: &[(String, String)],
+    body: Vec<u8>,
+) -> Result<hyper::Request<Full<Bytes>>> {
+    let mut builder = hyper::Request::builder().method(method).uri(uri);
+    for (k, v) in headers {
+        if k.starts_with(':') || matches!(k.as_str(), "content-length" | "transfer-encoding" | "connection") {
+            continue;
+        }
+        builder = builder.header(k.as_str(), v.as_str());
+    }
+    Ok(builder.body(Full::new(Bytes::from(body)))?)
+}
+
+async fn exchange(client: HttpClient, request: hyper::Request<Full<Bytes>>) -> Result<HttpResponse> {
+    let response = client.request(request).await?;
+    let status = response.status().as_u16();
+    let headers: Vec<(String, String)> = response
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    let body = Limited::new(response.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the body: {e}"))?
+        .to_bytes();
+    let mut out = HttpResponse::new(status, body.to_vec());
+    out.headers = headers;
+    Ok(out)
+}
+
+/// The `--upstream`: where requests go after the chain.
+pub struct Upstream {
+    pub target: Target,
+    pub network: Network,
+}
+
+impl Origin for Upstream {
+    fn send(&self, request: &UpstreamRequest) -> impl Future<Output = HttpResponse> {
+        let uri = self.target.uri(&request.path);
+        let sent =
+            self.network.request(uri, &request.method, &request.headers, request.body.clone(), Some(UPSTREAM_TIMEOUT));
+        let task = self.network.runtime.spawn(sent);
+        async move {
+            let response = task.await.map_err(anyhow::Error::from).and_then(|r| r);
+            response.unwrap_or_else(|e| {
+                HttpResponse::new(503, format!("upstream connect error: {e:#}\n")).header("content-type", "text/plain")
+            })
+        }
+    }
+}
+
+/// Answers to one VM's HTTP callouts, posted when their exchange ends and taken by the stream
+/// that waits for them.
+#[derive(Clone, Default)]
+pub struct AnswerBoard(Arc<Board>);
+
+#[derive(Default)]
+struct Board {
+    answers: Mutex<HashMap<u32, CalloutReply>>,
+    posted: Notify,
+}
+
+impl AnswerBoard {
+    fn post(&self, token: u32, reply: CalloutReply) {
+        self.0.answers.lock().unwrap_or_else(PoisonError::into_inner).insert(token, reply);
+        self.0.posted.notify_waiters();
+    }
+
+    fn take(&self, tokens: &[u32]) -> Option<(u32, CalloutReply)> {
+        let mut answers = self.0.answers.lock().unwrap_or_else(PoisonError::into_inner);
+        tokens.iter().find_map(|token| answers.remove(token).map(|reply| (*token, reply)))
+    }
+}
+
+impl Answers for AnswerBoard {
+    async fn http_answer(&self, tokens: &[u32]) -> Option<(u32, CalloutReply)> {
+        loop {
+            // Registered before looking, so a post in between is not missed.
+            let posted = self.0.posted.notified();
+            if let Some(answer) = self.take(tokens) {
+                return Some(answer);
+            }
+            posted.await;
+        }
+    }
+}
+
+/// Callouts to the clusters of `--cluster`, run with the plugin's own timeout; the answer (or
+/// the failure) reaches the plugin through `proxy_on_http_call_response`, as in Envoy.
+pub struct ClusterCallouts {
+    pub clusters: Arc<HashMap<String, Target>>,
+    pub network: Network,
+    pub answers: AnswerBoard,
+}
+
+impl CalloutHandler for ClusterCallouts {
+    fn http_call(&mut self, call: &HttpCall) -> CalloutReply {
+        let Some(target) = self.clusters.get(&call.cluster) else {
+            return CalloutReply::UnknownCluster;
+        };
+        let mut headers: Vec<(String, String)> = vec![("host".into(), call.authority().to_string())];
+        headers.extend(call.headers.iter().filter(|(k, _)| !k.starts_with(':') && k != "host").cloned());
+        // Envoy arms no timer for a zero timeout.
+        let timeout = (call.timeout_ms > 0).then(|| Duration::from_millis(u64::from(call.timeout_ms)));
+        let sent = self.network.request(target.uri(call.path()), call.method(), &headers, call.body.clone(), timeout);
+        let (answers, token) = (self.answers.clone(), call.token);
+        self.network.runtime.spawn(async move {
+            let reply = match sent.await {
+                Ok(response) => CalloutReply::Response(response),
+                Err(_) => CalloutReply::Failure,
+            };
+            answers.post(token, reply);
+        });
+        CalloutReply::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        let t = Target::parse("http://127.0.0.1:8080").unwrap();
+        assert_eq!(
+            (t.uri("/a?b=1"), t.cluster_name()),
+            ("http://127.0.0.1:8080/a?b=1".into(), "outbound|8080||127.0.0.1".into())
+        );
+        let t = Target::parse("http://svc/base/").unwrap();
+        assert_eq!((t.uri("/a"), t.cluster_name()), ("http://svc/base/a".into(), "outbound|80||svc".into()));
+        assert!(Target::parse("https://x").is_err());
+    }
+}
