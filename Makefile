@@ -6,7 +6,7 @@ CARGO ?= cargo
 VENV := .venv
 ENVOY := $(VENV)/bin/envoy
 PLUGINS := hello-world http-call request-block basic-auth key-auth custom-response transformer
-WASM_PACKAGES := $(addprefix -p ,$(PLUGINS)) -p raw-hello -p raw-headers -p sdk-probe
+WASM_PACKAGES := $(addprefix -p ,$(PLUGINS)) -p raw-hello -p raw-headers -p sdk-probe -p grpc-plugin
 # Test packages that run built modules (in Envoy or the host): run after `wasm`, not in `unit`.
 PLUGIN_TEST_PACKAGES := $(PLUGINS) sdk-probe raw-hello raw-headers wasmplug-sdk-build
 ENVOY_TEST_PACKAGES := $(PLUGIN_TEST_PACKAGES) wasmplug-host wasmplug-xds

@@ -20,6 +20,8 @@ pub mod map {
     pub const REQUEST_TRAILERS: i32 = 1;
     pub const RESPONSE_HEADERS: i32 = 2;
     pub const RESPONSE_TRAILERS: i32 = 3;
+    pub const GRPC_RECEIVE_INITIAL_METADATA: i32 = 4;
+    pub const GRPC_RECEIVE_TRAILING_METADATA: i32 = 5;
     pub const HTTP_CALL_RESPONSE_HEADERS: i32 = 6;
     pub const HTTP_CALL_RESPONSE_TRAILERS: i32 = 7;
 }
@@ -29,6 +31,7 @@ pub mod buffer {
     pub const REQUEST_BODY: i32 = 0;
     pub const RESPONSE_BODY: i32 = 1;
     pub const HTTP_CALL_RESPONSE_BODY: i32 = 4;
+    pub const GRPC_RECEIVE_BUFFER: i32 = 5;
     pub const VM_CONFIGURATION: i32 = 6;
     pub const PLUGIN_CONFIGURATION: i32 = 7;
     /// Higress: the reply of a Redis call (RESP2).

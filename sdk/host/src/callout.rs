@@ -1,6 +1,7 @@
 //! Callouts a plugin makes (HTTP and Higress Redis calls) and how a test or a gateway answers them.
 
 use crate::abi::Pairs;
+use crate::grpc::{GrpcCall, GrpcEnd, GrpcReply};
 
 /// An HTTP call dispatched by a plugin with `proxy_http_call`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,6 +121,40 @@ pub trait CalloutHandler: Send {
     /// A Redis command. Default: left pending for the test to answer.
     fn redis_call(&mut self, _call: &RedisCall) -> RedisReply {
         RedisReply::Pending
+    }
+
+    /// A gRPC call or stream opened (`proxy_grpc_call`, `proxy_grpc_stream`). Default: no
+    /// such cluster, as in an Envoy without one.
+    fn grpc_call(&mut self, _call: &GrpcCall) -> GrpcReply {
+        GrpcReply::UnknownCluster
+    }
+
+    /// A message the plugin sent on a stream (`end_stream`: its last).
+    fn grpc_send(&mut self, _token: u32, _message: &[u8], _end_stream: bool) {}
+
+    /// The plugin half-closed or cancelled a call or stream.
+    fn grpc_end(&mut self, _token: u32, _how: GrpcEnd) {}
+}
+
+/// A boxed handler answers as the handler in it.
+impl CalloutHandler for Box<dyn CalloutHandler> {
+    fn http_call(&mut self, call: &HttpCall) -> CalloutReply {
+        (**self).http_call(call)
+    }
+    fn redis_init(&mut self, cluster: &str, username: &str, password: &str, timeout_ms: u32) -> bool {
+        (**self).redis_init(cluster, username, password, timeout_ms)
+    }
+    fn redis_call(&mut self, call: &RedisCall) -> RedisReply {
+        (**self).redis_call(call)
+    }
+    fn grpc_call(&mut self, call: &GrpcCall) -> GrpcReply {
+        (**self).grpc_call(call)
+    }
+    fn grpc_send(&mut self, token: u32, message: &[u8], end_stream: bool) {
+        (**self).grpc_send(token, message, end_stream);
+    }
+    fn grpc_end(&mut self, token: u32, how: GrpcEnd) {
+        (**self).grpc_end(token, how);
     }
 }
 

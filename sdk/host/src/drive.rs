@@ -23,9 +23,11 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
 use crate::abi::{Action, Pairs};
-use crate::callout::{CalloutReply, HttpResponse};
+use crate::callout::HttpResponse;
 use crate::error::{HostError, Result};
-use crate::exchange::{Answers, AsyncUpstream, Exchange, Immediate, NoAnswers, Request, Upstream, UpstreamRequest};
+use crate::exchange::{
+    Answer, Answers, AsyncUpstream, Exchange, Immediate, NoAnswers, Request, Upstream, UpstreamRequest,
+};
 use crate::state::LocalResponse;
 use crate::stream::{Detached, Step, Stream};
 use crate::vm::Vm;
@@ -162,14 +164,14 @@ impl<V: BorrowMut<Vm>> Driver<'_, V> {
                 Err(settled) => return settled,
                 Ok(Step::Delivered) => {}
                 Ok(Step::Stuck) => return Settled::Hung,
-                Ok(Step::AwaitHttp(tokens)) => {
-                    let answer = answers.http_answer(&tokens).await;
-                    let Some((token, reply)) = answer.or_else(|| Some((*tokens.first()?, CalloutReply::Failure)))
-                    else {
-                        return Settled::Hung;
-                    };
-                    self.with(|s| s.answer_http_call(token, reply));
-                }
+                Ok(Step::Await(tokens)) => match answers.answer(&tokens).await {
+                    Some((token, Answer::Http(reply))) => self.with(|s| s.answer_http_call(token, reply)),
+                    Some((token, Answer::Grpc(event))) => self.with(|s| s.answer_grpc(token, event)),
+                    None => {
+                        let Some(&oldest) = tokens.first() else { return Settled::Hung };
+                        self.with(|s| s.time_out(oldest));
+                    }
+                },
             }
         }
     }

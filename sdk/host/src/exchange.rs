@@ -7,6 +7,7 @@ use std::future::Future;
 use crate::abi::Pairs;
 use crate::callout::{CalloutReply, HttpCall, HttpResponse, RedisCall};
 use crate::error::Fault;
+use crate::grpc::GrpcEvent;
 use crate::state::{LocalResponse, LogRecord};
 
 /// A request as a client sends it.
@@ -165,20 +166,27 @@ pub trait AsyncUpstream {
     fn handle(&mut self, request: &UpstreamRequest) -> impl Future<Output = HttpResponse>;
 }
 
-/// Where the answers to a stream's HTTP callouts come from while the stream waits for them
+/// What a callout reports: an HTTP call's answer, or one event of a gRPC call or stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    Http(CalloutReply),
+    Grpc(GrpcEvent),
+}
+
+/// Where the answers to a stream's callouts come from while the stream waits for them
 /// (outside any call into the plugin, so waiting never counts against its time budget).
 pub trait Answers {
-    /// Waits until one of the calls `tokens` (dispatched by the stream, not yet answered) has
-    /// its answer and returns it. `None`: nothing will answer them, and the oldest fails as
-    /// Envoy's timeout would.
-    fn http_answer(&self, tokens: &[u32]) -> impl Future<Output = Option<(u32, CalloutReply)>>;
+    /// Waits until one of the callouts `tokens` (HTTP calls not answered yet, gRPC calls and
+    /// streams not closed yet, all opened by the stream) reports something, and returns it.
+    /// `None`: nothing will report, and the oldest fails as Envoy's timeout would.
+    fn answer(&self, tokens: &[u32]) -> impl Future<Output = Option<(u32, Answer)>>;
 }
 
 /// No answers come later: what the [`crate::CalloutHandler`] did not answer at once fails.
 pub struct NoAnswers;
 
 impl Answers for NoAnswers {
-    fn http_answer(&self, _tokens: &[u32]) -> impl Future<Output = Option<(u32, CalloutReply)>> {
+    fn answer(&self, _tokens: &[u32]) -> impl Future<Output = Option<(u32, Answer)>> {
         std::future::ready(None)
     }
 }

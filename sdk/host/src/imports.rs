@@ -10,6 +10,7 @@ use wasmtime::Linker;
 
 use crate::abi::{self, LogLevel, Pairs, buffer, map, status};
 use crate::callout::{CalloutReply, HttpCall, RedisCall, RedisReply};
+use crate::grpc;
 use crate::memory::{Ctx, Fail, HostResult, copy_out, fail, finish, read, read_string, write_u32, write_u64};
 use crate::state::{CallRecord, Delivery, HostState, LocalResponse, Metric, MetricKind, Queue};
 
@@ -29,6 +30,9 @@ fn headers_of(caller: &mut Ctx<'_>, map_type: i32) -> Result<Pairs, Fail> {
         } else {
             response.trailers.clone()
         });
+    }
+    if map_type == map::GRPC_RECEIVE_INITIAL_METADATA || map_type == map::GRPC_RECEIVE_TRAILING_METADATA {
+        return state.grpc_metadata.clone().ok_or(Fail::Status(status::NOT_FOUND));
     }
     Ok(map_mut(state, map_type)?.clone())
 }
@@ -56,6 +60,7 @@ fn buffer_mut(state: &mut HostState, buffer_type: i32) -> Result<&mut Vec<u8>, F
         buffer::VM_CONFIGURATION => Ok(&mut state.vm_config),
         buffer::PLUGIN_CONFIGURATION => Ok(&mut state.plugin_config),
         buffer::REDIS_CALL_RESPONSE => state.redis_response.as_mut().ok_or(Fail::Status(status::NOT_FOUND)),
+        buffer::GRPC_RECEIVE_BUFFER => state.grpc_message.as_mut().ok_or(Fail::Status(status::NOT_FOUND)),
         _ => fail(status::NOT_FOUND),
     }
 }
@@ -465,6 +470,7 @@ pub fn add_to_linker(linker: &mut L) -> wasmtime::Result<()> {
             finish(http_call(c, up, ul, hp, hl, bp, bl, tp, tl, to, tok))
         },
     )?;
+    add_grpc(linker)?;
     add_unsupported(linker)?;
     linker.func_wrap("env", "proxy_set_effective_context", |mut c: Ctx<'_>, id: i32| {
         let state = c.data_mut();
@@ -516,25 +522,52 @@ pub fn add_to_linker(linker: &mut L) -> wasmtime::Result<()> {
     Ok(())
 }
 
-/// gRPC, foreign functions and `proxy_done`: present so modules link (every proxy-wasm SDK
-/// imports them), answering as Envoy does when nothing is configured for them.
-fn add_unsupported(linker: &mut L) -> wasmtime::Result<()> {
+/// gRPC calls and streams (`grpc.rs`).
+fn add_grpc(linker: &mut L) -> wasmtime::Result<()> {
     linker.func_wrap(
         "env",
         "proxy_grpc_call",
-        |_: Ctx<'_>, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32| {
-            status::BAD_ARGUMENT
+        |c: Ctx<'_>,
+         sp: i32,
+         sl: i32,
+         np: i32,
+         nl: i32,
+         mp: i32,
+         ml: i32,
+         hp: i32,
+         hl: i32,
+         rp: i32,
+         rl: i32,
+         to: i32,
+         tok: i32| {
+            let target =
+                grpc::Target { service: (sp, sl), service_name: (np, nl), method: (mp, ml), metadata: (hp, hl) };
+            finish(grpc::call(c, &target, (rp, rl), to, tok))
         },
     )?;
     linker.func_wrap(
         "env",
         "proxy_grpc_stream",
-        |_: Ctx<'_>, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32| status::BAD_ARGUMENT,
+        |c: Ctx<'_>, sp: i32, sl: i32, np: i32, nl: i32, mp: i32, ml: i32, hp: i32, hl: i32, tok: i32| {
+            let target =
+                grpc::Target { service: (sp, sl), service_name: (np, nl), method: (mp, ml), metadata: (hp, hl) };
+            finish(grpc::stream(c, &target, tok))
+        },
     )?;
-    linker.func_wrap("env", "proxy_grpc_send", |_: Ctx<'_>, _: i32, _: i32, _: i32, _: i32| status::NOT_FOUND)?;
-    linker.func_wrap("env", "proxy_grpc_cancel", |_: Ctx<'_>, _: i32| status::NOT_FOUND)?;
-    linker.func_wrap("env", "proxy_grpc_close", |_: Ctx<'_>, _: i32| status::NOT_FOUND)?;
-    linker.func_wrap("env", "proxy_get_status", |_: Ctx<'_>, _: i32, _: i32, _: i32| status::NOT_FOUND)?;
+    linker.func_wrap("env", "proxy_grpc_send", |c: Ctx<'_>, tok: i32, mp: i32, ml: i32, end: i32| {
+        finish(grpc::send(c, tok, mp, ml, end))
+    })?;
+    linker.func_wrap("env", "proxy_grpc_cancel", |c: Ctx<'_>, tok: i32| finish(grpc::end(c, tok, true)))?;
+    linker.func_wrap("env", "proxy_grpc_close", |c: Ctx<'_>, tok: i32| finish(grpc::end(c, tok, false)))?;
+    linker.func_wrap("env", "proxy_get_status", |c: Ctx<'_>, code: i32, pp: i32, sp: i32| {
+        finish(grpc::get_status(c, code, pp, sp))
+    })?;
+    Ok(())
+}
+
+/// Foreign functions and `proxy_done`: present so modules link (every proxy-wasm SDK imports
+/// them), answering as Envoy does when nothing is configured for them.
+fn add_unsupported(linker: &mut L) -> wasmtime::Result<()> {
     linker.func_wrap(
         "env",
         "proxy_call_foreign_function",

@@ -31,6 +31,7 @@ mod compile_cache;
 mod drive;
 mod error;
 mod exchange;
+mod grpc;
 mod imports;
 mod memory;
 mod state;
@@ -46,7 +47,11 @@ pub use callout::{
 pub use compile_cache::{Compilation, CompileCache};
 pub use drive::run_shared;
 pub use error::{Callback, Fault, FaultKind, HostError, Result};
-pub use exchange::{Answers, AsyncUpstream, Exchange, NoAnswers, Request, Upstream, UpstreamRequest};
+pub use exchange::{Answer, Answers, AsyncUpstream, Exchange, NoAnswers, Request, Upstream, UpstreamRequest};
+pub use grpc::{
+    GrpcCall, GrpcEnd, GrpcEvent, GrpcKind, GrpcReply, MessageReader as GrpcMessageReader, code as grpc_status,
+    frame_message as frame_grpc_message,
+};
 pub use state::{LocalResponse, LogRecord, Metric, MetricKind};
 pub use stream::Stream;
 pub use vm::{EPOCH_TICK, FailStrategy, Plugin, Vm, VmOptions, callout_response};

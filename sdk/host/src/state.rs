@@ -9,6 +9,7 @@ use wasmtime::{Memory, ResourceLimiter, TypedFunc};
 
 use crate::abi::{LogLevel, Pairs};
 use crate::callout::{CalloutHandler, CalloutReply, HttpCall, HttpResponse, RedisCall, RedisReply};
+use crate::grpc::{GrpcCall, GrpcEvent};
 
 /// One line a plugin logged.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +100,7 @@ impl Shared {
 pub enum Delivery {
     Http { token: u32, reply: CalloutReply },
     Redis { token: u32, reply: RedisReply },
+    Grpc { token: u32, event: GrpcEvent },
     QueueReady { queue_id: u32 },
 }
 
@@ -138,12 +140,20 @@ pub struct HostState {
     pub next_token: u32,
     pub http_calls: Vec<CallRecord<HttpCall>>,
     pub redis_calls: Vec<CallRecord<RedisCall>>,
+    /// gRPC calls and streams; `answered` once closed.
+    pub grpc_calls: Vec<CallRecord<GrpcCall>>,
     pub redis_clusters: HashSet<String>,
     pub deliveries: VecDeque<Delivery>,
     /// The callout answer being delivered (`proxy_on_http_call_response`).
     pub call_response: Option<HttpResponse>,
     /// The Redis reply being delivered (buffer type 9).
     pub redis_response: Option<Vec<u8>>,
+    /// The gRPC message being delivered (buffer type 5).
+    pub grpc_message: Option<Vec<u8>>,
+    /// The gRPC metadata being delivered (map types 4 and 5).
+    pub grpc_metadata: Option<Pairs>,
+    /// What `proxy_get_status` answers: the status of the gRPC call being closed.
+    pub grpc_status: (u32, String),
     /// Environment variables the module sees (WASI `environ_get`).
     pub env: Vec<(String, String)>,
     /// Echo plugin logs to the `log` crate.

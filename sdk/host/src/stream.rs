@@ -13,6 +13,7 @@
 use crate::abi::{Action, Pairs};
 use crate::callout::{CalloutReply, HttpCall, RedisCall, RedisReply};
 use crate::error::{Callback, Fault, FaultKind, Result};
+use crate::grpc::{GrpcCall, GrpcEvent};
 use crate::state::{Delivery, LocalResponse, StreamState};
 use crate::vm::{FailStrategy, ROOT_ID, Vm};
 
@@ -41,8 +42,8 @@ pub(crate) struct Detached {
 pub(crate) enum Step {
     /// Something was delivered to the plugin: look again.
     Delivered,
-    /// These HTTP calls (tokens) are unanswered: wait for one.
-    AwaitHttp(Vec<u32>),
+    /// These HTTP calls and gRPC calls or streams (tokens) are open: wait for one's answer.
+    Await(Vec<u32>),
     /// Nothing is pending: nothing can resume the stream.
     Stuck,
 }
@@ -391,6 +392,18 @@ impl Stream<'_> {
         calls.iter().filter(|r| r.call.context_id == self.id && !r.answered).map(|r| r.call.clone()).collect()
     }
 
+    /// gRPC calls and streams this stream opened.
+    pub fn grpc_calls(&self) -> Vec<GrpcCall> {
+        let calls = &self.vm.store.data().grpc_calls;
+        calls.iter().filter(|r| r.call.context_id == self.id).map(|r| r.call.clone()).collect()
+    }
+
+    /// gRPC calls and streams of this stream not closed yet.
+    pub fn pending_grpc_calls(&self) -> Vec<GrpcCall> {
+        let calls = &self.vm.store.data().grpc_calls;
+        calls.iter().filter(|r| r.call.context_id == self.id && !r.answered).map(|r| r.call.clone()).collect()
+    }
+
     pub fn redis_calls(&self) -> Vec<RedisCall> {
         let calls = &self.vm.store.data().redis_calls;
         calls.iter().filter(|r| r.call.context_id == self.id).map(|r| r.call.clone()).collect()
@@ -413,21 +426,38 @@ impl Stream<'_> {
         self.deliver(Delivery::Http { token, reply });
     }
 
+    /// Reports a gRPC event to the plugin (its `proxy_on_grpc_*` callback runs now).
+    pub fn answer_grpc(&mut self, token: u32, event: GrpcEvent) {
+        self.deliver(Delivery::Grpc { token, event });
+    }
+
+    /// Fails callout `token` as Envoy's timeout does: an HTTP call gets no headers, a gRPC call
+    /// or stream closes as [`GrpcEvent::timed_out`].
+    pub(crate) fn time_out(&mut self, token: u32) {
+        if self.pending_http_calls().iter().any(|c| c.token == token) {
+            self.answer_http_call(token, CalloutReply::Failure);
+        } else {
+            self.answer_grpc(token, GrpcEvent::timed_out());
+        }
+    }
+
     /// Answers a Redis call (`proxy_on_redis_call_response` runs now).
     pub fn answer_redis_call(&mut self, token: u32, reply: RedisReply) {
         self.deliver(Delivery::Redis { token, reply });
     }
 
     /// Delivers one queued answer, or fails (as a timeout) the oldest unanswered Redis call of
-    /// this stream; unanswered HTTP calls are left to the caller to wait for.
+    /// this stream; open HTTP and gRPC calls are left to the caller to wait for.
     pub(crate) fn step(&mut self) -> Step {
         if let Some(delivery) = self.vm.store.data_mut().deliveries.pop_front() {
             self.deliver(delivery);
             return Step::Delivered;
         }
-        let http: Vec<u32> = self.pending_http_calls().iter().map(|c| c.token).collect();
-        if !http.is_empty() {
-            return Step::AwaitHttp(http);
+        let mut open: Vec<u32> = self.pending_http_calls().iter().map(|c| c.token).collect();
+        open.extend(self.pending_grpc_calls().iter().map(|c| c.token));
+        if !open.is_empty() {
+            open.sort_unstable();
+            return Step::Await(open);
         }
         if let Some(call) = self.pending_redis_calls().first() {
             self.answer_redis_call(call.token, RedisReply::Failure);

@@ -12,6 +12,7 @@ use crate::abi::LogLevel;
 use crate::callout::{CalloutHandler, CalloutReply, HttpResponse, ManualCallouts, RedisReply};
 use crate::compile_cache::{Compilation, CompileCache};
 use crate::error::{Callback, Fault, FaultKind, HostError, Result};
+use crate::grpc::{GrpcCall, GrpcEvent};
 use crate::state::{Delivery, HostState, Limiter, LogRecord, Metric, Shared};
 
 /// How often the engine's epoch advances: the granularity of [`VmOptions::call_timeout`].
@@ -258,6 +259,10 @@ pub(crate) struct Exports {
     pub on_response_trailers: Option<TypedFunc<(i32, i32), i32>>,
     pub on_http_call_response: Option<TypedFunc<CallResponseParams, ()>>,
     pub on_redis_call_response: Option<TypedFunc<(i32, i32, i32, i32), ()>>,
+    pub on_grpc_receive_initial_metadata: Option<TypedFunc<(i32, i32, i32), ()>>,
+    pub on_grpc_receive: Option<TypedFunc<(i32, i32, i32), ()>>,
+    pub on_grpc_receive_trailing_metadata: Option<TypedFunc<(i32, i32, i32), ()>>,
+    pub on_grpc_close: Option<TypedFunc<(i32, i32, i32), ()>>,
     pub on_tick: Option<TypedFunc<i32, ()>>,
     pub on_queue_ready: Option<TypedFunc<(i32, i32), ()>>,
     pub on_done: Option<TypedFunc<i32, i32>>,
@@ -366,10 +371,14 @@ impl Vm {
             next_token: 0,
             http_calls: Vec::new(),
             redis_calls: Vec::new(),
+            grpc_calls: Vec::new(),
             redis_clusters: Default::default(),
             deliveries: Default::default(),
             call_response: None,
             redis_response: None,
+            grpc_message: None,
+            grpc_metadata: None,
+            grpc_status: (0, String::new()),
             env: settings.env.clone(),
             echo_logs: settings.echo_logs,
         };
@@ -413,6 +422,10 @@ impl Vm {
             on_response_trailers: export!("proxy_on_response_trailers"),
             on_http_call_response: export!("proxy_on_http_call_response"),
             on_redis_call_response: export!("proxy_on_redis_call_response"),
+            on_grpc_receive_initial_metadata: export!("proxy_on_grpc_receive_initial_metadata"),
+            on_grpc_receive: export!("proxy_on_grpc_receive"),
+            on_grpc_receive_trailing_metadata: export!("proxy_on_grpc_receive_trailing_metadata"),
+            on_grpc_close: export!("proxy_on_grpc_close"),
             on_tick: export!("proxy_on_tick"),
             on_queue_ready: export!("proxy_on_queue_ready"),
             on_done: export!("proxy_on_done"),
@@ -590,6 +603,7 @@ impl Vm {
                 self.store.data_mut().redis_response = None;
                 result.map(drop)
             }
+            Delivery::Grpc { token, event } => self.deliver_grpc(token, event),
             Delivery::QueueReady { queue_id } => {
                 let params = (ROOT_ID as i32, queue_id as i32);
                 self.call(Callback::QueueReady, ROOT_ID, exports.on_queue_ready, params).map(drop)
@@ -687,6 +701,17 @@ impl Vm {
     pub fn answer_http_call(&mut self, token: u32, reply: CalloutReply) -> std::result::Result<(), Fault> {
         self.deliver(Delivery::Http { token, reply })?;
         self.deliver_all()
+    }
+
+    /// Delivers a gRPC event for a call made outside an HTTP stream (e.g. from a tick).
+    pub fn answer_grpc(&mut self, token: u32, event: GrpcEvent) -> std::result::Result<(), Fault> {
+        self.deliver(Delivery::Grpc { token, event })?;
+        self.deliver_all()
+    }
+
+    /// Every gRPC call and stream the plugin opened, closed or not.
+    pub fn grpc_calls(&self) -> Vec<GrpcCall> {
+        self.store.data().grpc_calls.iter().map(|r| r.call.clone()).collect()
     }
 
     /// Every HTTP call the plugin dispatched, answered or not.

@@ -81,20 +81,21 @@ impl VirtualHost {
     }
 }
 
-/// A STATIC HTTP/1.1 cluster with one endpoint, `127.0.0.1:port`.
+/// A STATIC cluster with one endpoint, `127.0.0.1:port`: HTTP/1.1, or HTTP/2 (h2c, for gRPC).
 #[derive(Debug, Clone)]
 pub struct Cluster {
     pub name: String,
     pub port: u16,
+    pub http2: bool,
 }
 
 impl Cluster {
     pub fn new(name: impl Into<String>, port: u16) -> Self {
-        Self { name: name.into(), port }
+        Self { name: name.into(), port, http2: false }
     }
 
     fn render(&self) -> Value {
-        json!({
+        let mut cluster = json!({
             "name": self.name,
             "type": "STATIC",
             "connect_timeout": "2s",
@@ -104,7 +105,16 @@ impl Cluster {
                     "socket_address": { "address": "127.0.0.1", "port_value": self.port },
                 } } }] }],
             },
-        })
+        });
+        if self.http2 {
+            cluster["typed_extension_protocol_options"] = json!({
+                "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                    "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                    "explicit_http_config": { "http2_protocol_options": {} },
+                }
+            });
+        }
+        cluster
     }
 }
 
@@ -170,6 +180,12 @@ impl EnvoyConfig {
     /// Adds cluster `name` → `127.0.0.1:port`.
     pub fn cluster(mut self, name: impl Into<String>, port: u16) -> Self {
         self.clusters.push(Cluster::new(name, port));
+        self
+    }
+
+    /// A cluster served over HTTP/2 cleartext, as gRPC services are.
+    pub fn grpc_cluster(mut self, name: impl Into<String>, port: u16) -> Self {
+        self.clusters.push(Cluster { http2: true, ..Cluster::new(name, port) });
         self
     }
 

@@ -32,6 +32,8 @@ pub mod client;
 pub mod config;
 pub mod envoy;
 pub mod fixtures;
+#[cfg(feature = "grpc")]
+pub mod grpc;
 #[cfg(feature = "host")]
 pub mod host;
 #[cfg(feature = "registry")]

@@ -103,7 +103,7 @@ fn start_vm(spec: &PluginSpec, starter: &Starter) -> Result<(Hop, Compilation)> 
         .configuration(spec.configuration.clone())
         .fail_strategy(FailStrategy::FailClose)
         .log_level(LogLevel::Debug)
-        .callouts(BoxedCallouts((starter.callouts)(answers.clone())));
+        .callouts((starter.callouts)(answers.clone()));
     let vm = plugin.start(options).with_context(|| format!("plugin {} refused to start", spec.name))?;
     Ok((Hop { name: spec.name.clone(), vm: Rc::new(RefCell::new(vm)), answers }, plugin.compilation()))
 }
@@ -127,14 +127,6 @@ pub fn describe(compilation: &Compilation) -> String {
         format!("loaded compiled in {took} (compile cache)")
     } else {
         format!("compiled in {took}")
-    }
-}
-
-struct BoxedCallouts(Box<dyn CalloutHandler>);
-
-impl CalloutHandler for BoxedCallouts {
-    fn http_call(&mut self, call: &wasmplug_host::HttpCall) -> wasmplug_host::CalloutReply {
-        self.0.http_call(call)
     }
 }
 

@@ -8,6 +8,7 @@
 //! when the new version does not start, the running one stays.
 
 mod chain;
+mod grpc;
 mod network;
 mod worker;
 

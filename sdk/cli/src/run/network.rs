@@ -2,7 +2,7 @@
 //! to (`--cluster`). Every exchange runs on the tokio runtime; the VMs' worker awaits it, so a
 //! slow upstream or callout never holds up other requests.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -14,10 +14,14 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::Notify;
-use wasmplug_host::{Answers, CalloutHandler, CalloutReply, HttpCall, HttpResponse, UpstreamRequest};
+use wasmplug_host::{
+    Answer, Answers, CalloutHandler, CalloutReply, GrpcCall, GrpcEnd, GrpcReply, HttpCall, HttpResponse,
+    UpstreamRequest,
+};
 
 use super::MAX_BODY;
 use super::chain::Origin;
+use super::grpc::GrpcCallouts;
 
 /// How long the upstream has to answer (Envoy's default route timeout is 15 s).
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
@@ -42,6 +46,11 @@ impl Target {
             authority: authority.to_string(),
             prefix: if prefix.is_empty() { String::new() } else { format!("/{prefix}") },
         })
+    }
+
+    /// `host:port`.
+    pub fn authority(&self) -> &str {
+        &self.authority
     }
 
     fn uri(&self, path: &str) -> String {
@@ -150,31 +159,38 @@ impl Origin for Upstream {
     }
 }
 
-/// Answers to one VM's HTTP callouts, posted when their exchange ends and taken by the stream
-/// that waits for them.
+/// What one VM's callouts report (HTTP answers, gRPC events in order), posted as they come
+/// and taken by the stream that waits for them.
 #[derive(Clone, Default)]
 pub struct AnswerBoard(Arc<Board>);
 
 #[derive(Default)]
 struct Board {
-    answers: Mutex<HashMap<u32, CalloutReply>>,
+    answers: Mutex<HashMap<u32, VecDeque<Answer>>>,
     posted: Notify,
 }
 
 impl AnswerBoard {
-    fn post(&self, token: u32, reply: CalloutReply) {
-        self.0.answers.lock().unwrap_or_else(PoisonError::into_inner).insert(token, reply);
+    pub fn post(&self, token: u32, answer: Answer) {
+        self.0.answers.lock().unwrap_or_else(PoisonError::into_inner).entry(token).or_default().push_back(answer);
         self.0.posted.notify_waiters();
     }
 
-    fn take(&self, tokens: &[u32]) -> Option<(u32, CalloutReply)> {
+    fn take(&self, tokens: &[u32]) -> Option<(u32, Answer)> {
         let mut answers = self.0.answers.lock().unwrap_or_else(PoisonError::into_inner);
-        tokens.iter().find_map(|token| answers.remove(token).map(|reply| (*token, reply)))
+        tokens.iter().find_map(|token| {
+            let queue = answers.get_mut(token)?;
+            let answer = queue.pop_front()?;
+            if queue.is_empty() {
+                answers.remove(token);
+            }
+            Some((*token, answer))
+        })
     }
 }
 
 impl Answers for AnswerBoard {
-    async fn http_answer(&self, tokens: &[u32]) -> Option<(u32, CalloutReply)> {
+    async fn answer(&self, tokens: &[u32]) -> Option<(u32, Answer)> {
         loop {
             // Registered before looking, so a post in between is not missed.
             let posted = self.0.posted.notified();
@@ -187,11 +203,20 @@ impl Answers for AnswerBoard {
 }
 
 /// Callouts to the clusters of `--cluster`, run with the plugin's own timeout; the answer (or
-/// the failure) reaches the plugin through `proxy_on_http_call_response`, as in Envoy.
+/// the failure) reaches the plugin through `proxy_on_http_call_response` (gRPC: its
+/// `proxy_on_grpc_*` callbacks), as in Envoy.
 pub struct ClusterCallouts {
     pub clusters: Arc<HashMap<String, Target>>,
     pub network: Network,
     pub answers: AnswerBoard,
+    pub grpc: GrpcCallouts,
+}
+
+impl ClusterCallouts {
+    pub fn new(clusters: Arc<HashMap<String, Target>>, network: Network, answers: AnswerBoard) -> ClusterCallouts {
+        let grpc = GrpcCallouts::new(network.runtime.clone());
+        ClusterCallouts { clusters, network, answers, grpc }
+    }
 }
 
 impl CalloutHandler for ClusterCallouts {
@@ -210,9 +235,25 @@ impl CalloutHandler for ClusterCallouts {
                 Ok(response) => CalloutReply::Response(response),
                 Err(_) => CalloutReply::Failure,
             };
-            answers.post(token, reply);
+            answers.post(token, Answer::Http(reply));
         });
         CalloutReply::Pending
+    }
+
+    fn grpc_call(&mut self, call: &GrpcCall) -> GrpcReply {
+        let Some(target) = self.clusters.get(&call.cluster) else {
+            return GrpcReply::UnknownCluster;
+        };
+        self.grpc.open(call, target.authority(), self.answers.clone());
+        GrpcReply::Pending
+    }
+
+    fn grpc_send(&mut self, token: u32, message: &[u8], end_stream: bool) {
+        self.grpc.send(token, message, end_stream);
+    }
+
+    fn grpc_end(&mut self, token: u32, how: GrpcEnd) {
+        self.grpc.end(token, how);
     }
 }
 

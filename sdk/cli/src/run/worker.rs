@@ -50,7 +50,7 @@ impl Worker {
         let Worker { specs, clusters, upstream, compile_cache, explain } = self;
         let network = upstream.network.clone();
         let callouts = move |answers: AnswerBoard| -> Box<dyn CalloutHandler> {
-            Box::new(ClusterCallouts { clusters: Arc::clone(&clusters), network: network.clone(), answers })
+            Box::new(ClusterCallouts::new(Arc::clone(&clusters), network.clone(), answers))
         };
         let starter = chain::Starter { callouts: &callouts, cache: compile_cache.as_ref() };
         let mut stages = match chain::start(&specs, &starter) {
