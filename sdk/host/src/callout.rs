@@ -69,12 +69,34 @@ impl HttpResponse {
 pub enum CalloutReply {
     /// The cluster answered.
     Response(HttpResponse),
-    /// Timeout, connection failure or reset: the plugin is called with no headers, as Envoy does.
+    /// The exchange broke off without an answer (a reset): the plugin is called with no
+    /// headers, as Envoy does. A timeout or a refused connection is an answer in Envoy: see
+    /// [`CalloutReply::timed_out`] and [`CalloutReply::connect_failed`].
     Failure,
     /// No such cluster: `proxy_http_call` itself fails with `BadArgument`, as in Envoy.
     UnknownCluster,
     /// Not answered yet: the test answers later with `Stream::answer_http_call`.
     Pending,
+}
+
+impl CalloutReply {
+    /// What Envoy 1.40 answers a callout whose timeout passed: its router's local reply.
+    pub fn timed_out() -> CalloutReply {
+        CalloutReply::envoy_local_reply(504, "upstream request timeout")
+    }
+
+    /// What Envoy 1.40 answers a callout to a cluster it cannot connect to.
+    pub fn connect_failed() -> CalloutReply {
+        let body = "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure";
+        CalloutReply::envoy_local_reply(503, body)
+    }
+
+    fn envoy_local_reply(status: u16, body: &str) -> CalloutReply {
+        let response = HttpResponse::new(status, body)
+            .header("content-length", body.len().to_string())
+            .header("content-type", "text/plain");
+        CalloutReply::Response(response)
+    }
 }
 
 /// A Redis command dispatched with Higress's `proxy_dispatch_redis_call`.

@@ -8,8 +8,8 @@
 //! - a body `Pause` buffers (`StopIterationAndBuffer`): the plugin sees the whole held body in
 //!   the next call; at end of stream a `Pause` holds the stream until the plugin resumes;
 //! - callouts are answered by the VM's [`crate::CalloutHandler`] at once, or later through
-//!   [`Answers`] while the stream waits; a call nobody will answer fails as Envoy's timeout
-//!   does (no headers);
+//!   [`Answers`] while the stream waits; a call nobody will answer times out as in Envoy
+//!   (a 504 answer for HTTP, status 13 for gRPC);
 //! - a local reply sent while the request is processed passes the plugin's response phases
 //!   (as in Envoy); one sent while the response is processed replaces it directly;
 //! - local reply headers: the plugin's headers replace same-named ones, `content-type:

@@ -178,7 +178,7 @@ pub enum Answer {
 pub trait Answers {
     /// Waits until one of the callouts `tokens` (HTTP calls not answered yet, gRPC calls and
     /// streams not closed yet, all opened by the stream) reports something, and returns it.
-    /// `None`: nothing will report, and the oldest fails as Envoy's timeout would.
+    /// `None`: nothing will report, and the oldest times out as in Envoy.
     fn answer(&self, tokens: &[u32]) -> impl Future<Output = Option<(u32, Answer)>>;
 }
 

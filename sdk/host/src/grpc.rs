@@ -1,6 +1,8 @@
 //! gRPC callouts: `proxy_grpc_call` (unary), `proxy_grpc_stream` and what goes with them
 //! (`proxy_grpc_send`, `proxy_grpc_close`, `proxy_grpc_cancel`, `proxy_get_status`), with
 //! Envoy's semantics (`source/extensions/common/wasm/context.cc`):
+//! - calls are made on the root context and their callbacks run there (the plugin sets the
+//!   effective context to the stream it calls for), as for HTTP calls;
 //! - the `service` argument is a cluster name, or a serialized `envoy.config.core.v3.GrpcService`
 //!   naming one in `envoy_grpc.cluster_name`; an unknown cluster fails the call with `BadArgument`;
 //! - a unary call ends with `proxy_on_grpc_receive` (the response message) on success or with
@@ -299,28 +301,29 @@ impl Vm {
         if context != ROOT_ID && !state.streams.contains_key(&context) {
             return Ok(());
         }
-        let (id, token) = (context as i32, token as i32);
+        // As HTTP calls: made on the root context and answered there.
+        let (id, token) = (ROOT_ID as i32, token as i32);
         let result = match event {
             GrpcEvent::InitialMetadata(pairs) => {
                 let count = pairs.len() as i32;
                 state.grpc_metadata = Some(pairs);
                 let func = exports.on_grpc_receive_initial_metadata;
-                self.call(Callback::GrpcReceiveInitialMetadata, context, func, (id, token, count))
+                self.call(Callback::GrpcReceiveInitialMetadata, ROOT_ID, func, (id, token, count))
             }
             GrpcEvent::TrailingMetadata(pairs) => {
                 let count = pairs.len() as i32;
                 state.grpc_metadata = Some(pairs);
                 let func = exports.on_grpc_receive_trailing_metadata;
-                self.call(Callback::GrpcReceiveTrailingMetadata, context, func, (id, token, count))
+                self.call(Callback::GrpcReceiveTrailingMetadata, ROOT_ID, func, (id, token, count))
             }
             GrpcEvent::Message(message) => {
                 let size = message.len() as i32;
                 state.grpc_message = Some(message);
-                self.call(Callback::GrpcReceive, context, exports.on_grpc_receive, (id, token, size))
+                self.call(Callback::GrpcReceive, ROOT_ID, exports.on_grpc_receive, (id, token, size))
             }
             GrpcEvent::Close { status, message } => {
                 state.grpc_status = (status, message);
-                self.call(Callback::GrpcClose, context, exports.on_grpc_close, (id, token, status as i32))
+                self.call(Callback::GrpcClose, ROOT_ID, exports.on_grpc_close, (id, token, status as i32))
             }
         };
         let state = self.store.data_mut();

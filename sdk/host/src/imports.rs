@@ -39,6 +39,10 @@ fn headers_of(caller: &mut Ctx<'_>, map_type: i32) -> Result<Pairs, Fail> {
 
 fn map_mut(state: &mut HostState, map_type: i32) -> Result<&mut Pairs, Fail> {
     let stream = state.stream().ok_or(Fail::Status(status::BAD_ARGUMENT))?;
+    // Envoy drops its reference to a map once the phase that brought it returned Continue.
+    if usize::try_from(map_type).ok().and_then(|i| stream.released.get(i)).copied().unwrap_or(false) {
+        return fail(status::BAD_ARGUMENT);
+    }
     Ok(match map_type {
         map::REQUEST_HEADERS => &mut stream.request_headers,
         map::REQUEST_TRAILERS => &mut stream.request_trailers,
@@ -239,7 +243,8 @@ fn enqueue(mut caller: Ctx<'_>, id: i32, ptr: i32, len: i32) -> HostResult {
 }
 
 fn continue_stream(mut caller: Ctx<'_>, kind: i32, close: bool) -> HostResult {
-    let stream = caller.data_mut().stream().ok_or(Fail::Status(status::NOT_FOUND))?;
+    // Envoy answers Ok outside a stream (on the root context) and does nothing.
+    let Some(stream) = caller.data_mut().stream() else { return Ok(()) };
     match (kind, close) {
         (0, false) => stream.continue_request = true,
         (1, false) => stream.continue_response = true,

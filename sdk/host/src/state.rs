@@ -67,6 +67,9 @@ pub struct StreamState {
     pub continue_response: bool,
     /// `proxy_close_stream` was called.
     pub closed: bool,
+    /// Header and trailer maps (by map type 0-3) whose phase continued: Envoy no longer lets
+    /// the plugin read or change them.
+    pub released: [bool; 4],
     /// Properties (request attributes, route, cluster) and what the plugin set.
     pub properties: HashMap<String, Vec<u8>>,
 }

@@ -10,7 +10,7 @@
 //! assert_eq!(stream.request_header("hello").as_deref(), Some("world"));
 //! ```
 
-use crate::abi::{Action, Pairs};
+use crate::abi::{Action, Pairs, map};
 use crate::callout::{CalloutReply, HttpCall, RedisCall, RedisReply};
 use crate::error::{Callback, Fault, FaultKind, Result};
 use crate::grpc::{GrpcCall, GrpcEvent};
@@ -149,6 +149,16 @@ impl Stream<'_> {
         }
     }
 
+    /// After a headers or trailers phase: a `Continue` releases the map (see [`StreamState::released`]).
+    fn release_if_continued(&mut self, map_type: i32, action: Action) {
+        if action == Action::Continue
+            && let Some(state) = self.state_mut()
+            && let Some(released) = usize::try_from(map_type).ok().and_then(|i| state.released.get_mut(i))
+        {
+            *released = true;
+        }
+    }
+
     /// Applies the fail strategy as Envoy 1.40 does: the request during which the VM fails
     /// gets Envoy's `wasm_fail_stream` local reply (503, empty body) whatever the strategy;
     /// once the VM has failed, FAIL_OPEN lets later requests through without the plugin and
@@ -208,7 +218,9 @@ impl Stream<'_> {
         self.set_request_headers(pairs);
         let count = self.state().map_or(0, |s| s.request_headers.len()) as i32;
         let func = self.vm.exports.on_request_headers.clone();
-        self.phase(Callback::RequestHeaders, func, count, i32::from(end_of_stream))
+        let action = self.phase(Callback::RequestHeaders, func, count, i32::from(end_of_stream));
+        self.release_if_continued(map::REQUEST_HEADERS, action);
+        action
     }
 
     pub(crate) fn set_request_headers(&mut self, pairs: Pairs) {
@@ -245,7 +257,9 @@ impl Stream<'_> {
             state.request_trailers = pairs;
         }
         let func = self.vm.exports.on_request_trailers.clone();
-        self.phase2(Callback::RequestTrailers, func, count)
+        let action = self.phase2(Callback::RequestTrailers, func, count);
+        self.release_if_continued(map::REQUEST_TRAILERS, action);
+        action
     }
 
     /// `proxy_on_response_headers` (include `:status`).
@@ -253,7 +267,9 @@ impl Stream<'_> {
         self.set_response_headers(lower(headers));
         let count = self.state().map_or(0, |s| s.response_headers.len()) as i32;
         let func = self.vm.exports.on_response_headers.clone();
-        self.phase(Callback::ResponseHeaders, func, count, i32::from(end_of_stream))
+        let action = self.phase(Callback::ResponseHeaders, func, count, i32::from(end_of_stream));
+        self.release_if_continued(map::RESPONSE_HEADERS, action);
+        action
     }
 
     pub(crate) fn set_response_headers(&mut self, pairs: Pairs) {
@@ -289,7 +305,9 @@ impl Stream<'_> {
             state.response_trailers = pairs;
         }
         let func = self.vm.exports.on_response_trailers.clone();
-        self.phase2(Callback::ResponseTrailers, func, count)
+        let action = self.phase2(Callback::ResponseTrailers, func, count);
+        self.release_if_continued(map::RESPONSE_TRAILERS, action);
+        action
     }
 
     /// Moves the held request body on (what a resume does).
@@ -431,11 +449,11 @@ impl Stream<'_> {
         self.deliver(Delivery::Grpc { token, event });
     }
 
-    /// Fails callout `token` as Envoy's timeout does: an HTTP call gets no headers, a gRPC call
-    /// or stream closes as [`GrpcEvent::timed_out`].
+    /// Times callout `token` out as Envoy does: an HTTP call gets [`CalloutReply::timed_out`],
+    /// a gRPC call or stream closes as [`GrpcEvent::timed_out`].
     pub(crate) fn time_out(&mut self, token: u32) {
         if self.pending_http_calls().iter().any(|c| c.token == token) {
-            self.answer_http_call(token, CalloutReply::Failure);
+            self.answer_http_call(token, CalloutReply::timed_out());
         } else {
             self.answer_grpc(token, GrpcEvent::timed_out());
         }

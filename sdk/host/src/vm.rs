@@ -581,8 +581,10 @@ impl Vm {
                 let (headers, body, trailers) =
                     response.as_ref().map_or((0, 0, 0), |r| (r.headers.len() + 1, r.body.len(), r.trailers.len()));
                 state.call_response = response;
-                let params = (context as i32, token as i32, headers as i32, body as i32, trailers as i32);
-                let result = self.call(Callback::HttpCallResponse, context, exports.on_http_call_response, params);
+                // Envoy makes every callout on the root context and answers it there: a plugin
+                // sets the effective context to the stream itself (the SDKs do).
+                let params = (ROOT_ID as i32, token as i32, headers as i32, body as i32, trailers as i32);
+                let result = self.call(Callback::HttpCallResponse, ROOT_ID, exports.on_http_call_response, params);
                 self.store.data_mut().call_response = None;
                 result.map(drop)
             }

@@ -301,12 +301,15 @@ fn hostile_cases(dir: &std::path::Path) -> Vec<Case> {
         }
     }
     // A plugin built with Go against the raw ABI, as Higress builds its plugins: Go's runtime
-    // start (WASI), its configuration, headers, a local reply and a body passed through.
+    // start (WASI), its configuration, headers, a local reply, a body passed through and one
+    // rewritten, and a callout.
     let go = wasm::go_module(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/go-plugin")).unwrap();
     let requests = vec![
         Request::get("/").host("example.com"),
         Request::get("/deny/x").host("example.com"),
         Request::post("/upload", "go body").host("example.com"),
+        Request::post("/upper", "go body").host("example.com").chunk_size(3),
+        Request::get("/call").host("example.com"),
     ];
     out.push(Case { name: "go-plugin", module: go, config: "/deny".into(), fail_open: false, requests });
     // The configuration as the plugin reads it, byte for byte: raw text and JSON with its own

@@ -226,14 +226,20 @@ impl CalloutHandler for ClusterCallouts {
         };
         let mut headers: Vec<(String, String)> = vec![("host".into(), call.authority().to_string())];
         headers.extend(call.headers.iter().filter(|(k, _)| !k.starts_with(':') && k != "host").cloned());
-        // Envoy arms no timer for a zero timeout.
-        let timeout = (call.timeout_ms > 0).then(|| Duration::from_millis(u64::from(call.timeout_ms)));
-        let sent = self.network.request(target.uri(call.path()), call.method(), &headers, call.body.clone(), timeout);
-        let (answers, token) = (self.answers.clone(), call.token);
+        let sent = self.network.request(target.uri(call.path()), call.method(), &headers, call.body.clone(), None);
+        let (answers, token, timeout_ms) = (self.answers.clone(), call.token, call.timeout_ms);
         self.network.runtime.spawn(async move {
-            let reply = match sent.await {
-                Ok(response) => CalloutReply::Response(response),
-                Err(_) => CalloutReply::Failure,
+            // Envoy arms no timer for a zero timeout; a timeout and a refused connection are
+            // answered as Envoy's router answers them.
+            let sent = match timeout_ms {
+                0 => Ok(sent.await),
+                ms => tokio::time::timeout(Duration::from_millis(u64::from(ms)), sent).await,
+            };
+            let reply = match sent {
+                Err(_elapsed) => CalloutReply::timed_out(),
+                Ok(Ok(response)) => CalloutReply::Response(response),
+                Ok(Err(e)) if connect_error(&e) => CalloutReply::connect_failed(),
+                Ok(Err(_)) => CalloutReply::Failure,
             };
             answers.post(token, Answer::Http(reply));
         });
@@ -255,6 +261,11 @@ impl CalloutHandler for ClusterCallouts {
     fn grpc_end(&mut self, token: u32, how: GrpcEnd) {
         self.grpc.end(token, how);
     }
+}
+
+/// Whether the exchange failed because no connection could be made.
+fn connect_error(error: &anyhow::Error) -> bool {
+    error.downcast_ref::<hyper_util::client::legacy::Error>().is_some_and(|e| e.is_connect())
 }
 
 #[cfg(test)]
