@@ -14,6 +14,7 @@
 
 mod abi;
 pub mod build;
+pub mod dirs;
 mod fail;
 mod metadata;
 mod phase;

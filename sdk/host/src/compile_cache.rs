@@ -40,11 +40,7 @@ impl CompileCache {
 
     /// `$XDG_CACHE_HOME/wasmplug/compiled`, else `$HOME/.cache/wasmplug/compiled`.
     pub fn default_dir() -> Option<PathBuf> {
-        let base = std::env::var_os("XDG_CACHE_HOME")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").filter(|v| !v.is_empty()).map(|h| PathBuf::from(h).join(".cache")))?;
-        Some(base.join("wasmplug").join("compiled"))
+        Some(wasmplug_contract::dirs::user_cache_dir()?.join("compiled"))
     }
 
     pub fn dir(&self) -> &Path {

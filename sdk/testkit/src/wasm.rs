@@ -114,11 +114,9 @@ pub fn go_module(source: &Path) -> Result<PathBuf, String> {
     let goroot = Path::new(&go).parent().and_then(Path::parent).ok_or_else(|| format!("{go}: no GOROOT"))?;
     let name = source.file_name().map(|n| n.to_string_lossy().replace('-', "_")).unwrap_or_default();
     let module = target_dir().join("go").join(format!("{name}.wasm"));
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir)
-        .join("wasmplug/gocache");
+    let cache = wasmplug_contract::dirs::user_cache_dir()
+        .unwrap_or_else(|| std::env::temp_dir().join("wasmplug"))
+        .join("gocache");
     let out = Command::new(&go)
         .current_dir(source)
         .envs([("GOROOT", goroot.as_os_str()), ("GOCACHE", cache.as_os_str())])
