@@ -90,6 +90,7 @@ pub async fn run_shared<V: BorrowMut<Vm>>(
         exchange.local_response = stream.local_response();
         exchange.http_calls = stream.http_calls();
         exchange.redis_calls = stream.redis_calls();
+        exchange.grpc_calls = stream.grpc_calls();
         exchange.fault = stream.fault().cloned();
         exchange.custom_log = stream.property("custom_log").map(|v| String::from_utf8_lossy(&v).into_owned());
     });

@@ -7,7 +7,7 @@ use std::future::Future;
 use crate::abi::Pairs;
 use crate::callout::{CalloutReply, HttpCall, HttpResponse, RedisCall};
 use crate::error::Fault;
-use crate::grpc::GrpcEvent;
+use crate::grpc::{GrpcCall, GrpcEvent};
 use crate::state::{LocalResponse, LogRecord};
 
 /// A request as a client sends it.
@@ -132,6 +132,7 @@ pub struct Exchange {
     pub local_response: Option<LocalResponse>,
     pub http_calls: Vec<HttpCall>,
     pub redis_calls: Vec<RedisCall>,
+    pub grpc_calls: Vec<GrpcCall>,
     /// The plugin failed; the fail strategy decided the outcome.
     pub fault: Option<Fault>,
     /// The plugin paused and nothing could resume it: in Envoy the request would hang until

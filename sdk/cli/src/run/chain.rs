@@ -182,6 +182,10 @@ fn run_from<'a, O: Origin>(
         let mut rest = Rest { hops, reports, original: request, origin, response: None };
         let exchange = run_shared(&hop.vm, request, &mut rest, &hop.answers).await;
         let inner_response = rest.response;
+        if let Ok(exchange) = &exchange {
+            let http = exchange.http_calls.iter().map(|c| c.token);
+            hop.answers.forget(http.chain(exchange.grpc_calls.iter().map(|c| c.token)));
+        }
         match exchange {
             Ok(exchange) => explain_hop(report, request, exchange, inner_response.as_ref()),
             Err(err) => {

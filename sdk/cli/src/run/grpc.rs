@@ -42,6 +42,7 @@ impl GrpcCallouts {
 
     /// Starts `call` to `authority` (`host:port`); what it reports is posted to `answers`.
     pub fn open(&mut self, call: &GrpcCall, authority: &str, answers: AnswerBoard) {
+        self.tasks.retain(|_, task| !task.is_finished());
         let (sender, messages) = mpsc::unbounded_channel::<Bytes>();
         for message in &call.sent {
             let _ = sender.send(Bytes::from(frame_grpc_message(message)));
@@ -87,6 +88,7 @@ impl GrpcCallouts {
         if end_stream {
             self.senders.remove(&token);
         }
+        self.senders.retain(|_, sender| !sender.is_closed());
     }
 
     /// The plugin half-closed or cancelled `token`.

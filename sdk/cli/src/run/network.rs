@@ -5,7 +5,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
@@ -166,20 +166,37 @@ pub struct AnswerBoard(Arc<Board>);
 
 #[derive(Default)]
 struct Board {
-    answers: Mutex<HashMap<u32, VecDeque<Answer>>>,
+    /// By token: when the first answer not taken yet came, and the answers.
+    answers: Mutex<HashMap<u32, (Instant, VecDeque<Answer>)>>,
     posted: Notify,
 }
 
+/// Answers nobody took for this long (their request ended first) are dropped.
+const UNCLAIMED: Duration = Duration::from_secs(60);
+
 impl AnswerBoard {
     pub fn post(&self, token: u32, answer: Answer) {
-        self.0.answers.lock().unwrap_or_else(PoisonError::into_inner).entry(token).or_default().push_back(answer);
+        let mut answers = self.0.answers.lock().unwrap_or_else(PoisonError::into_inner);
+        if answers.len() >= 256 {
+            answers.retain(|_, (since, _)| since.elapsed() < UNCLAIMED);
+        }
+        answers.entry(token).or_insert_with(|| (Instant::now(), VecDeque::new())).1.push_back(answer);
+        drop(answers);
         self.0.posted.notify_waiters();
+    }
+
+    /// Drops what is left for `tokens` (of a request that ended: nobody will take it).
+    pub fn forget(&self, tokens: impl IntoIterator<Item = u32>) {
+        let mut answers = self.0.answers.lock().unwrap_or_else(PoisonError::into_inner);
+        for token in tokens {
+            answers.remove(&token);
+        }
     }
 
     fn take(&self, tokens: &[u32]) -> Option<(u32, Answer)> {
         let mut answers = self.0.answers.lock().unwrap_or_else(PoisonError::into_inner);
         tokens.iter().find_map(|token| {
-            let queue = answers.get_mut(token)?;
+            let (_, queue) = answers.get_mut(token)?;
             let answer = queue.pop_front()?;
             if queue.is_empty() {
                 answers.remove(token);
