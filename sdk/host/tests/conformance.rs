@@ -312,6 +312,13 @@ fn hostile_cases(dir: &std::path::Path) -> Vec<Case> {
         Request::get("/call").host("example.com"),
     ];
     out.push(Case { name: "go-plugin", module: go, config: "/deny".into(), fail_open: false, requests });
+    // Once the headers phase continued, Envoy no longer lets the plugin read the headers: the
+    // body phase's `proxy_get_header_map_value` answers BadArgument (2), which this module
+    // writes into the request body.
+    let released = dir.join("released.wasm");
+    std::fs::write(&released, wat::parse_str(released_headers_module()).unwrap()).unwrap();
+    let requests = vec![Request::post("/upload", "go body").host("example.com")];
+    out.push(Case { name: "released", module: released, config: String::new(), fail_open: false, requests });
     // The configuration as the plugin reads it, byte for byte: raw text and JSON with its own
     // spacing.
     let echo = dir.join("echo.wasm");
@@ -321,6 +328,21 @@ fn hostile_cases(dir: &std::path::Path) -> Vec<Case> {
         out.push(Case { name: "echo", module: echo.clone(), config: config.into(), fail_open: false, requests });
     }
     out
+}
+
+/// Replaces the first byte of a non-empty request body chunk with the status (a digit) of
+/// reading `:path` then (the length stays, so `content-length` holds).
+fn released_headers_module() -> String {
+    let imports = r#"(import "env" "proxy_get_header_map_value" (func $get (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_set_buffer_bytes" (func $set_body (param i32 i32 i32 i32 i32) (result i32)))"#;
+    let definitions = r#"(data (i32.const 1024) ":path")
+  (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32)
+    (if (local.get 1) (then
+      (i32.store8 (i32.const 2048)
+        (i32.add (i32.const 48) (call $get (i32.const 0) (i32.const 1024) (i32.const 5) (i32.const 2056) (i32.const 2060))))
+      (drop (call $set_body (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 2048) (i32.const 1)))))
+    (i32.const 0))"#;
+    wasmplug_testkit::fixtures::custom_module(imports, definitions, "(i32.const 1)", "(i32.const 0)")
 }
 
 #[test]
