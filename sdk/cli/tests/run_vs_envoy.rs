@@ -7,6 +7,7 @@
 
 mod gateway;
 
+use std::path::Path;
 use std::time::Duration;
 
 use gateway::{Gateway, s, write};
@@ -18,6 +19,37 @@ use wasmplug_testkit::{Envoy, EnvoyConfig, WasmFilter};
 
 /// Envoy sends the cluster name as `:authority`, and the h2 server refuses one with `|` in it.
 const CLUSTER: &str = "grpc-echo";
+
+/// `wasmplug run` with one plugin, its configuration, and one cluster on 127.0.0.1:`port`.
+fn run_gateway(dir: &Path, upstream: &Upstream, module: &Path, config: &str, cluster: &str, port: u16) -> Gateway {
+    Gateway::start(&[
+        s("--upstream"),
+        format!("http://127.0.0.1:{}", upstream.port()),
+        s("--plugin"),
+        module.display().to_string(),
+        s("--config"),
+        write(dir, "plugin.conf", config),
+        s("--cluster"),
+        format!("{cluster}=http://127.0.0.1:{port}"),
+    ])
+}
+
+/// Observes each request through Envoy (on `envoy_port`) and through `gw`; fails on any
+/// difference and returns what Envoy showed.
+fn same_in_both<R>(gw: &Gateway, requests: &[R], observe: impl Fn(u16, &R) -> String, envoy_port: u16) -> Vec<String> {
+    let mut differences = Vec::new();
+    let mut from_envoy = Vec::new();
+    for request in requests {
+        let envoy_saw = observe(envoy_port, request);
+        let run_saw = observe(gw.port, request);
+        if envoy_saw != run_saw {
+            differences.push(format!("envoy: {envoy_saw}\n  run:   {run_saw}"));
+        }
+        from_envoy.push(envoy_saw);
+    }
+    assert!(differences.is_empty(), "wasmplug run differs from Envoy:\n{}\n{}", differences.join("\n"), gw.output());
+    from_envoy
+}
 
 /// The requests, by the headers that choose what the plugin does.
 fn requests() -> Vec<(&'static str, Vec<(&'static str, &'static str)>)> {
@@ -86,28 +118,14 @@ fn grpc_callouts_behave_in_wasmplug_run_as_in_envoy() {
     let filter = WasmFilter::new("grpc-plugin", &module).configuration(CLUSTER);
     let config = EnvoyConfig::proxy_to(upstream.port()).grpc_cluster(CLUSTER, echo.port()).filter(filter);
     let envoy = Envoy::start(config).unwrap();
-    let gw = Gateway::start(&[
-        s("--upstream"),
-        format!("http://127.0.0.1:{}", upstream.port()),
-        s("--plugin"),
-        module.display().to_string(),
-        s("--config"),
-        write(tmp.path(), "cluster.txt", CLUSTER),
-        s("--cluster"),
-        format!("{CLUSTER}=http://127.0.0.1:{}", echo.port()),
-    ]);
+    let gw = run_gateway(tmp.path(), &upstream, &module, CLUSTER, CLUSTER, echo.port());
 
-    let mut differences = Vec::new();
-    let mut from_envoy = Vec::new();
-    for (path, headers) in requests() {
-        let envoy_saw = observe(envoy.http_port(), &upstream, &echo, path, &headers);
-        let run_saw = observe(gw.port, &upstream, &echo, path, &headers);
-        if envoy_saw != run_saw {
-            differences.push(format!("envoy: {envoy_saw}\n  run:   {run_saw}"));
-        }
-        from_envoy.push(envoy_saw);
-    }
-    assert!(differences.is_empty(), "wasmplug run differs from Envoy:\n{}\n{}", differences.join("\n"), gw.output());
+    let from_envoy = same_in_both(
+        &gw,
+        &requests(),
+        |port, (path, headers)| observe(port, &upstream, &echo, path, headers),
+        envoy.http_port(),
+    );
 
     // And what they agree on is what the plugin is meant to do.
     let expected = [
@@ -137,16 +155,7 @@ fn a_go_plugin_with_a_body_and_a_slow_callout_behaves_in_wasmplug_run_as_in_envo
     let envoy =
         Envoy::start(EnvoyConfig::proxy_to(upstream.port()).cluster(TOKEN_CLUSTER, token.port()).filter(filter))
             .unwrap();
-    let gw = Gateway::start(&[
-        s("--upstream"),
-        format!("http://127.0.0.1:{}", upstream.port()),
-        s("--plugin"),
-        module.display().to_string(),
-        s("--config"),
-        write(tmp.path(), "deny.txt", "/deny"),
-        s("--cluster"),
-        format!("{TOKEN_CLUSTER}=http://127.0.0.1:{}", token.port()),
-    ]);
+    let gw = run_gateway(tmp.path(), &upstream, &module, "/deny", TOKEN_CLUSTER, token.port());
     let requests: Vec<TestRequest> = vec![
         ("GET", "/call", vec![], ""),
         ("GET", "/call", vec![("x-go-timeout-ms", "300")], ""),
@@ -154,17 +163,8 @@ fn a_go_plugin_with_a_body_and_a_slow_callout_behaves_in_wasmplug_run_as_in_envo
         ("POST", "/upload", vec![], "go body"),
         ("GET", "/deny/x", vec![], ""),
     ];
-    let mut differences = Vec::new();
-    let mut from_envoy = Vec::new();
-    for request in &requests {
-        let envoy_saw = exchange(envoy.http_port(), &upstream, request, "x-go-");
-        let run_saw = exchange(gw.port, &upstream, request, "x-go-");
-        if envoy_saw != run_saw {
-            differences.push(format!("envoy: {envoy_saw}\n  run:   {run_saw}"));
-        }
-        from_envoy.push(envoy_saw);
-    }
-    assert!(differences.is_empty(), "wasmplug run differs from Envoy:\n{}\n{}", differences.join("\n"), gw.output());
+    let from_envoy =
+        same_in_both(&gw, &requests, |port, request| exchange(port, &upstream, request, "x-go-"), envoy.http_port());
     let expected = [
         r#"GET /call: 200 "upstream ok" upstream Some(([("x-go-plugin", "5"), ("x-go-token", "t-9")], ""))"#,
         // Envoy answers a callout past its timeout itself (504, no x-token): no failure.

@@ -82,25 +82,17 @@ impl Network {
         }
     }
 
-    /// A request to send (on the runtime: see [`Network::spawn`]); `timeout` `None` waits as
-    /// long as it takes.
+    /// A request to send, to be spawned on `runtime`; the caller bounds how long it may take.
     fn request(
         &self,
         uri: String,
         method: &str,
         headers: &[(String, String)],
         body: Vec<u8>,
-        timeout: Option<Duration>,
     ) -> impl Future<Output = Result<HttpResponse>> + Send + 'static {
         let request = build_request(&uri, method, headers, body);
         let client = self.client.clone();
-        async move {
-            let exchange = exchange(client, request?);
-            match timeout {
-                Some(limit) => tokio::time::timeout(limit, exchange).await.context("timed out")?,
-                None => exchange.await,
-            }
-        }
+        async move { exchange(client, request?).await }
     }
 }
 
@@ -147,9 +139,11 @@ pub struct Upstream {
 impl Origin for Upstream {
     fn send(&self, request: &UpstreamRequest) -> impl Future<Output = HttpResponse> {
         let uri = self.target.uri(&request.path);
-        let sent =
-            self.network.request(uri, &request.method, &request.headers, request.body.clone(), Some(UPSTREAM_TIMEOUT));
-        let task = self.network.runtime.spawn(sent);
+        let sent = self.network.request(uri, &request.method, &request.headers, request.body.clone());
+        let task = self
+            .network
+            .runtime
+            .spawn(async move { tokio::time::timeout(UPSTREAM_TIMEOUT, sent).await.context("timed out")? });
         async move {
             let response = task.await.map_err(anyhow::Error::from).and_then(|r| r);
             response.unwrap_or_else(|e| {
@@ -243,7 +237,7 @@ impl CalloutHandler for ClusterCallouts {
         };
         let mut headers: Vec<(String, String)> = vec![("host".into(), call.authority().to_string())];
         headers.extend(call.headers.iter().filter(|(k, _)| !k.starts_with(':') && k != "host").cloned());
-        let sent = self.network.request(target.uri(call.path()), call.method(), &headers, call.body.clone(), None);
+        let sent = self.network.request(target.uri(call.path()), call.method(), &headers, call.body.clone());
         let (answers, token, timeout_ms) = (self.answers.clone(), call.token, call.timeout_ms);
         self.network.runtime.spawn(async move {
             // Envoy arms no timer for a zero timeout; a timeout and a refused connection are
